@@ -1,0 +1,75 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LlmError } from '../llm/llm.errors';
+import { codeForStatus, errorResponse } from './error-response';
+
+interface DescribedError {
+  statusCode: number;
+  code: string;
+  message: string;
+  headers: Record<string, string>;
+}
+
+function messageOf(response: unknown, fallback: string): string {
+  const message = (response as { message?: unknown })?.message ?? response;
+  if (Array.isArray(message)) return message.join('; ');
+  return typeof message === 'string' ? message : fallback;
+}
+
+/** Fastify's own errors (body too large, malformed JSON, wrong content type) carry a 4xx statusCode. */
+function isClientError(error: unknown): error is { statusCode: number; message: string } {
+  const { statusCode, message } = (error ?? {}) as { statusCode?: unknown; message?: unknown };
+  return typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 && typeof message === 'string';
+}
+
+export function describeError(error: unknown): DescribedError | undefined {
+  if (error instanceof LlmError) {
+    const headers: Record<string, string> = error.retryAfter ? { 'retry-after': error.retryAfter } : {};
+    return { statusCode: error.httpStatus, code: error.code, message: error.message, headers };
+  }
+  if (error instanceof HttpException) {
+    const response = error.getResponse();
+    const code = (response as { code?: unknown })?.code;
+    return {
+      statusCode: error.getStatus(),
+      code: typeof code === 'string' ? code : codeForStatus(error.getStatus()),
+      message: messageOf(response, error.message),
+      headers: {},
+    };
+  }
+  if (isClientError(error)) {
+    return { statusCode: error.statusCode, code: codeForStatus(error.statusCode), message: error.message, headers: {} };
+  }
+  return undefined;
+}
+
+/**
+ * Turns every error into `{ statusCode, error, message, code, requestId }`. Anything unrecognised is a 500
+ * whose details stay in the server log, never in the body.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    sendError(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>(), error, this.logger);
+  }
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, logger: Logger): void {
+  const described = describeError(error) ?? {
+    statusCode: 500,
+    code: 'INTERNAL_ERROR',
+    message: 'Internal server error',
+    headers: {},
+  };
+  if (described.statusCode >= 500 && !(error instanceof LlmError)) {
+    logger.error(`Unhandled error on ${request.method} ${request.routeOptions?.url ?? 'unknown route'} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
+  }
+  if (reply.sent || reply.raw.headersSent) return;
+  void reply
+    .status(described.statusCode)
+    .headers(described.headers)
+    .send(errorResponse(described.statusCode, described.code, described.message, request.id));
+}

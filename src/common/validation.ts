@@ -1,0 +1,16 @@
+import { BadRequestException, ValidationError } from '@nestjs/common';
+
+/** `messages.0.role must be one of ...`: every failed constraint, with the path to the field. */
+function flatten(errors: ValidationError[], parentPath = ''): string[] {
+  return errors.flatMap((error) => {
+    const path = parentPath ? `${parentPath}.${error.property}` : error.property;
+    const own = Object.values(error.constraints ?? {}).map((text) =>
+      text.startsWith(error.property) ? `${path}${text.slice(error.property.length)}` : `${path}: ${text}`,
+    );
+    return [...own, ...flatten(error.children ?? [], path)];
+  });
+}
+
+export function validationExceptionFactory(errors: ValidationError[]): BadRequestException {
+  return new BadRequestException({ code: 'VALIDATION_FAILED', message: flatten(errors).join('; ') });
+}

@@ -1,0 +1,94 @@
+import { Logger } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, MinLength, validateSync } from 'class-validator';
+
+const NODE_ENVS = ['development', 'production', 'test'] as const;
+export type NodeEnv = (typeof NODE_ENVS)[number];
+
+/** Used only outside production, so `npm start` works against `npm run litellm` with no setup. */
+export const DEVELOPMENT_LITELLM_API_KEY = 'sk-llm-gateway-dev';
+
+/**
+ * Every environment variable the gateway reads, with its default.
+ * Validated once at boot; the rest of the code reads it through ConfigService.
+ */
+export class Environment {
+  @IsIn(NODE_ENVS)
+  NODE_ENV: NodeEnv = 'development';
+
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  PORT: number = 3000;
+
+  @IsString()
+  HOST: string = '0.0.0.0';
+
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  LITELLM_URL: string = 'http://localhost:4000';
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  LITELLM_API_KEY?: string;
+
+  @IsInt()
+  @Min(100)
+  LLM_TIMEOUT_MS: number = 60_000;
+
+  @IsInt()
+  @Min(0)
+  @Max(5)
+  LLM_MAX_RETRIES: number = 0;
+
+  @IsString()
+  @MinLength(1)
+  DEFAULT_CHAT_MODEL: string = 'gpt-4o';
+
+  @IsString()
+  @MinLength(1)
+  DEFAULT_EMBEDDING_MODEL: string = 'text-embedding-3-small';
+
+  @IsInt()
+  @Min(1024)
+  BODY_LIMIT_BYTES: number = 1_048_576;
+
+  @IsInt()
+  @Min(0)
+  MODELS_CACHE_TTL_MS: number = 30_000;
+}
+
+const SECRET_NAME = /KEY|SECRET|PASSWORD|DATABASE_URL/;
+
+/**
+ * ConfigModule's `validate` hook: converts strings to numbers, applies defaults and throws ONE error
+ * naming every bad variable, so a misconfigured deployment fails at boot and says everything at once.
+ */
+export function validateEnvironment(raw: Record<string, unknown>): Environment {
+  const known = Object.keys(new Environment());
+  const present = Object.fromEntries(
+    Object.entries(raw).filter(([key, value]) => known.includes(key) && value !== ''),
+  );
+  const env = plainToInstance(Environment, present, { enableImplicitConversion: true, exposeDefaultValues: true });
+  const problems = validateSync(env, { skipMissingProperties: false }).map((error) => {
+    const reasons = Object.values(error.constraints ?? {}).join(', ');
+    const shown = SECRET_NAME.test(error.property) ? '(hidden)' : JSON.stringify(raw[error.property]);
+    return `${error.property}=${shown}: ${reasons}`;
+  });
+
+  if (env.LITELLM_API_KEY === undefined) {
+    if (env.NODE_ENV === 'production') {
+      problems.push('LITELLM_API_KEY: required when NODE_ENV=production (the LiteLLM master or virtual key)');
+    } else {
+      env.LITELLM_API_KEY = DEVELOPMENT_LITELLM_API_KEY;
+      new Logger('Config').warn(
+        'LITELLM_API_KEY is not set: using the development key of `npm run litellm`. Set it in any shared environment.',
+      );
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new Error(`Invalid environment configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+  return env;
+}

@@ -1,0 +1,70 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { CHAT_ROLES, ChatRole } from '../llm.types';
+
+export const MAX_CHAT_MESSAGES = 256;
+
+// class-validator runs a property's decorators bottom-up and the pipe stops at the first failure, so the
+// type check sits closest to the property: a missing field is reported as missing, not as too long.
+
+export class ChatMessageDto {
+  @ApiProperty({ enum: CHAT_ROLES, example: 'user' })
+  @IsIn(CHAT_ROLES)
+  role!: ChatRole;
+
+  @ApiProperty({ example: 'Write a haiku about gateways.' })
+  @IsString()
+  content!: string;
+}
+
+export class ChatRequestDto {
+  /** The conversation so far, oldest first. */
+  @ValidateNested({ each: true })
+  @Type(() => ChatMessageDto)
+  @ArrayMaxSize(MAX_CHAT_MESSAGES)
+  @ArrayMinSize(1)
+  @IsArray()
+  messages!: ChatMessageDto[];
+
+  /** A model LiteLLM serves (see GET /v1/models); DEFAULT_CHAT_MODEL when absent. */
+  @ApiProperty({ required: false, example: 'gpt-4o' })
+  @IsOptional()
+  @MaxLength(200)
+  @MinLength(1)
+  @IsString()
+  model?: string;
+
+  /** Sampling temperature. */
+  @IsOptional()
+  @Max(2)
+  @Min(0)
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  temperature?: number;
+
+  /** Upper bound on the completion's tokens. */
+  @IsOptional()
+  @Min(1)
+  @IsInt()
+  maxTokens?: number;
+
+  /** Answer as text/event-stream: `data: {"content"}` deltas, one `data: {"model","usage"}`, then `data: [DONE]`. */
+  @IsOptional()
+  @IsBoolean()
+  stream?: boolean;
+}

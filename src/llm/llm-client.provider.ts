@@ -1,0 +1,25 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import OpenAI from 'openai';
+import { Environment } from '../config/environment';
+
+/**
+ * Owns the ONE OpenAI SDK client the gateway uses, pointed at LiteLLM. Built once at boot and shared by
+ * every request, so connections to LiteLLM are kept alive and reused.
+ *
+ * Retries: LLM_MAX_RETRIES (default 0) is the SDK's own retry count. LiteLLM retries provider errors
+ * itself (router_settings.num_retries), so by default this layer does not retry at all.
+ */
+@Injectable()
+export class LlmClientProvider {
+  readonly client: OpenAI;
+
+  constructor(config: ConfigService<Environment, true>) {
+    this.client = new OpenAI({
+      baseURL: `${config.get('LITELLM_URL', { infer: true }).replace(/\/+$/, '')}/v1`,
+      apiKey: config.get('LITELLM_API_KEY', { infer: true }),
+      timeout: config.get('LLM_TIMEOUT_MS', { infer: true }),
+      maxRetries: config.get('LLM_MAX_RETRIES', { infer: true }),
+    });
+  }
+}

@@ -1,0 +1,72 @@
+import { Body, Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
+import {
+  ApiBadGatewayResponse,
+  ApiBadRequestResponse,
+  ApiExtraModels,
+  ApiGatewayTimeoutResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  getSchemaPath,
+} from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { ErrorResponseDto } from '../common/error-response';
+import { abortOnClientDisconnect, sendChatEventStream } from './chat-event-stream';
+import { ChatRequestDto } from './dto/chat-request.dto';
+import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
+import {
+  ChatCompletionResultDto,
+  EmbeddingBatchResultDto,
+  EmbeddingResultDto,
+  ModelListDto,
+} from './dto/llm-responses.dto';
+import { LlmService } from './llm.service';
+
+@ApiTags('llm')
+@ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body (each bad field named), or MODEL_NOT_FOUND' })
+@ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited upstream; Retry-After passed on' })
+@ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'LiteLLM or the provider failed, or refused our key' })
+@ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'LiteLLM is unreachable' })
+@ApiGatewayTimeoutResponse({ type: ErrorResponseDto, description: 'LiteLLM did not answer in time' })
+@Controller('v1')
+export class LlmController {
+  constructor(private readonly llm: LlmService) {}
+
+  @Post('chat')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Chat completion, plain or streamed (stream: true → text/event-stream)' })
+  @ApiOkResponse({ type: ChatCompletionResultDto })
+  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
+  async chat(
+    @Body() body: ChatRequestDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<ChatCompletionResultDto | void> {
+    const signal = abortOnClientDisconnect(reply);
+    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal };
+    if (!body.stream) return this.llm.chatCompletion(body.messages, options);
+    await sendChatEventStream(reply, this.llm.streamChatCompletion(body.messages, options), signal);
+  }
+
+  @Post('embeddings')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Embeddings for one text, or for a batch when `input` is an array' })
+  @ApiExtraModels(EmbeddingResultDto, EmbeddingBatchResultDto)
+  @ApiOkResponse({
+    schema: { oneOf: [{ $ref: getSchemaPath(EmbeddingResultDto) }, { $ref: getSchemaPath(EmbeddingBatchResultDto) }] },
+  })
+  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
+  async embeddings(@Body() body: EmbeddingsRequestDto): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
+    if (Array.isArray(body.input)) return this.llm.generateEmbeddings(body.input, body.model);
+    return this.llm.generateEmbedding(body.input, body.model);
+  }
+
+  @Get('models')
+  @ApiOperation({ summary: 'The models LiteLLM serves (cached briefly)' })
+  @ApiOkResponse({ type: ModelListDto })
+  async models(): Promise<ModelListDto> {
+    return { models: await this.llm.listModels() };
+  }
+}

@@ -1,0 +1,192 @@
+import { once } from 'node:events';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A local OpenAI-compatible server standing in for the providers (behind LiteLLM) or for LiteLLM itself
+ * (in the plain e2e suite). It answers deterministically, records every request, and can be scripted to
+ * fail, stall or break a stream.
+ */
+
+export const FAKE_EMBEDDING_DIMENSIONS = 1536;
+export const FAKE_MODELS = ['claude-3-5-sonnet', 'gpt-4o', 'text-embedding-3-small'];
+
+export interface ScriptedResponse {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Wait this long before answering. */
+  delayMs?: number;
+  /** Streams only: send this many content chunks, then an in-stream `data: {"error":...}` event. */
+  streamErrorAfterChunks?: number;
+  /** Streams only: send this many content chunks, then hold the connection open until the client leaves. */
+  stallAfterChunks?: number;
+}
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: any;
+  /** True when the client closed the connection before the answer was complete. */
+  closedByClient: boolean;
+}
+
+/** The reply the fake gives to a chat: derived from the last message, so a test can predict it. */
+export function fakeChatReply(messages: Array<{ content: string }>): string {
+  return `Echo: ${messages[messages.length - 1]?.content ?? ''}`;
+}
+
+/** A deterministic unit-scale vector per text, with values that survive a JSON round trip exactly. */
+export function fakeEmbedding(text: string, dimensions = FAKE_EMBEDDING_DIMENSIONS): number[] {
+  let seed = 0;
+  for (const char of text) seed = (seed * 31 + char.charCodeAt(0)) % 1_000_003;
+  return Array.from({ length: dimensions }, (_, i) => Math.round(Math.sin(seed + i * 0.7) * 1e6) / 1e6);
+}
+
+function countTokens(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length;
+}
+
+function splitInThree(text: string): string[] {
+  const third = Math.ceil(text.length / 3);
+  return [text.slice(0, third), text.slice(third, 2 * third), text.slice(2 * third)].filter(Boolean);
+}
+
+export class FakeUpstream {
+  readonly received: ReceivedRequest[] = [];
+  private readonly scripted: ScriptedResponse[] = [];
+  private readonly server: Server;
+
+  constructor() {
+    this.server = createServer((request, response) => {
+      this.handle(request, response).catch((error: unknown) => {
+        response.destroy(error instanceof Error ? error : new Error(String(error)));
+      });
+    });
+  }
+
+  async start(port = 0): Promise<this> {
+    this.server.listen(port, '127.0.0.1');
+    await once(this.server, 'listening');
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** The next requests get these responses, in order; after them, the default answers come back. */
+  respondNext(...responses: ScriptedResponse[]): void {
+    this.scripted.push(...responses);
+  }
+
+  reset(): void {
+    this.received.length = 0;
+    this.scripted.length = 0;
+  }
+
+  requestsTo(pathSuffix: string): ReceivedRequest[] {
+    return this.received.filter((request) => request.path.endsWith(pathSuffix));
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const record: ReceivedRequest = {
+      method: request.method ?? 'GET',
+      path: (request.url ?? '/').split('?')[0],
+      headers: request.headers,
+      body: raw ? JSON.parse(raw) : undefined,
+      closedByClient: false,
+    };
+    this.received.push(record);
+    response.on('close', () => {
+      if (!response.writableFinished) record.closedByClient = true;
+    });
+
+    const script = this.scripted.shift() ?? {};
+    if (script.delayMs) await new Promise((resolve) => setTimeout(resolve, script.delayMs));
+    if (script.status && script.status !== 200) {
+      return this.sendJson(response, script.status, script.body ?? { error: { message: 'scripted failure' } }, script.headers);
+    }
+
+    if (record.path.endsWith('/chat/completions')) return this.chat(record.body, script, response);
+    if (record.path.endsWith('/embeddings')) return this.embeddings(record.body, response);
+    if (record.path.endsWith('/models')) {
+      return this.sendJson(response, 200, {
+        object: 'list',
+        data: FAKE_MODELS.map((id) => ({ id, object: 'model', created: 0, owned_by: 'fake' })),
+      });
+    }
+    this.sendJson(response, 404, { error: { message: `no route ${record.path}` } });
+  }
+
+  private sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    response.writeHead(status, { 'content-type': 'application/json', ...headers });
+    response.end(JSON.stringify(body));
+  }
+
+  private async chat(body: any, script: ScriptedResponse, response: ServerResponse): Promise<void> {
+    const content = fakeChatReply(body.messages);
+    const usage = {
+      prompt_tokens: body.messages.reduce((sum: number, m: { content: string }) => sum + countTokens(m.content), 0),
+      completion_tokens: countTokens(content),
+    };
+    const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+    const base = { id: 'chatcmpl-fake', created: 1_700_000_000, model: body.model };
+
+    if (!body.stream) {
+      return this.sendJson(response, 200, {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: fullUsage,
+      });
+    }
+
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const send = (data: unknown) => response.write(`data: ${JSON.stringify(data)}\n\n`);
+    const chunk = (delta: object, finish: string | null = null) =>
+      send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
+
+    chunk({ role: 'assistant', content: '' });
+    const parts = splitInThree(content);
+    for (const [index, part] of parts.entries()) {
+      if (index === script.streamErrorAfterChunks) {
+        send({ error: { message: 'scripted stream failure', type: 'internal_server_error', code: '500' } });
+        return void response.end();
+      }
+      if (index === script.stallAfterChunks) return; // held open until the client goes away
+      chunk({ content: part });
+    }
+    chunk({}, 'stop');
+    if (body.stream_options?.include_usage) {
+      send({ ...base, object: 'chat.completion.chunk', choices: [], usage: fullUsage });
+    }
+    response.end('data: [DONE]\n\n');
+  }
+
+  private embeddings(body: any, response: ServerResponse): void {
+    const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input];
+    const data = inputs.map((text, index) => {
+      const vector = fakeEmbedding(text);
+      const embedding =
+        body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
+      return { object: 'embedding', index, embedding };
+    });
+    const tokens = inputs.reduce((sum, text) => sum + countTokens(text), 0);
+    this.sendJson(response, 200, {
+      object: 'list',
+      model: body.model,
+      data,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    });
+  }
+}
