@@ -31,4 +31,4 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r litellm-requirements.txt
 echo "$requirement" > "$stamp"
-"$venv/bin/litellm" --version >&2 || true
+LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/litellm" --version >&2 || true

@@ -6,7 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { REQUEST_ID_HEADER, requestIdFor } from './common/request-id';
-import { Environment, validateEnvironment } from './config/environment';
+import { Environment, LOG_LEVELS, validateEnvironment } from './config/environment';
 import { validationExceptionFactory } from './common/validation';
 
 export function buildOpenApiDocument(app: NestFastifyApplication) {
@@ -27,6 +27,7 @@ export async function createApp(): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({ genReqId: requestIdFor, requestIdHeader: false });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(environment), adapter, {
     abortOnError: false,
+    logger: LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(environment.LOG_LEVEL) + 1),
     // Nest would add form parsing; the gateway takes JSON only (see useBodyParser below).
     bodyParser: false,
   });

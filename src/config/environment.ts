@@ -5,6 +5,10 @@ import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, MinLength, validate
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
 
+/** Nest's levels, most severe first: LOG_LEVEL keeps its own level and everything above it. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /** Used only outside production, so `npm start` works against `npm run litellm` with no setup. */
 export const DEVELOPMENT_LITELLM_API_KEY = 'sk-llm-gateway-dev';
 
@@ -23,6 +27,9 @@ export class Environment {
 
   @IsString()
   HOST: string = '0.0.0.0';
+
+  @IsIn(LOG_LEVELS)
+  LOG_LEVEL: LogLevel = 'log';
 
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   LITELLM_URL: string = 'http://localhost:4000';

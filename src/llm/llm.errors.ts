@@ -102,7 +102,9 @@ export function toLlmError(error: unknown): LlmError {
     const retryAfter = error.headers?.get('retry-after') ?? undefined;
     return new LlmError(LlmErrorCode.UPSTREAM_RATE_LIMITED, `Rate limited upstream: ${message}`, status, retryAfter);
   }
-  if (status === 401 || status === 403) {
+  // Without a database LiteLLM answers an unknown key with 400 `no_db_connection` instead of 401.
+  const type = (error.error as { type?: unknown } | undefined)?.type;
+  if (status === 401 || status === 403 || type === 'no_db_connection') {
     return new LlmError(
       LlmErrorCode.UPSTREAM_AUTH_FAILED,
       `LiteLLM or its provider refused the gateway's credentials (HTTP ${status})`,

@@ -13,7 +13,7 @@ export interface RunningGateway {
  * which is where the app reads its configuration from.
  */
 export async function startGateway(env: Record<string, string | undefined>): Promise<RunningGateway> {
-  for (const [key, value] of Object.entries(env)) {
+  for (const [key, value] of Object.entries({ LOG_LEVEL: 'warn', ...env })) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }

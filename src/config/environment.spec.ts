@@ -1,0 +1,43 @@
+import { DEVELOPMENT_LITELLM_API_KEY, validateEnvironment } from './environment';
+
+describe('validateEnvironment', () => {
+  it('applies the documented defaults', () => {
+    const env = validateEnvironment({});
+
+    expect(env).toMatchObject({
+      NODE_ENV: 'development',
+      PORT: 3000,
+      LITELLM_URL: 'http://localhost:4000',
+      LITELLM_API_KEY: DEVELOPMENT_LITELLM_API_KEY,
+      LLM_MAX_RETRIES: 0,
+      DEFAULT_CHAT_MODEL: 'gpt-4o',
+      DEFAULT_EMBEDDING_MODEL: 'text-embedding-3-small',
+      BODY_LIMIT_BYTES: 1_048_576,
+    });
+  });
+
+  it('converts numbers from their string form', () => {
+    expect(validateEnvironment({ PORT: '8080', LLM_TIMEOUT_MS: '5000' })).toMatchObject({ PORT: 8080, LLM_TIMEOUT_MS: 5000 });
+  });
+
+  it('names every bad variable in one error', () => {
+    expect(() =>
+      validateEnvironment({ PORT: '70000', LITELLM_URL: 'not a url', LLM_MAX_RETRIES: '-1', NODE_ENV: 'staging' }),
+    ).toThrow(
+      expect.objectContaining({
+        message: expect.stringMatching(/PORT=.*\n.*LITELLM_URL=.*\n.*LLM_MAX_RETRIES=.*\n.*NODE_ENV=|NODE_ENV[\s\S]*PORT[\s\S]*LITELLM_URL[\s\S]*LLM_MAX_RETRIES/),
+      }),
+    );
+  });
+
+  it('requires LITELLM_API_KEY in production', () => {
+    expect(() => validateEnvironment({ NODE_ENV: 'production' })).toThrow(/LITELLM_API_KEY: required when NODE_ENV=production/);
+    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod' }).LITELLM_API_KEY).toBe('sk-prod');
+  });
+
+  it('never prints the value of a secret in its error', () => {
+    expect(() => validateEnvironment({ LITELLM_API_KEY: 42 as unknown as string, PORT: 'x' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('42') }),
+    );
+  });
+});
