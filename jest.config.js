@@ -27,7 +27,7 @@ module.exports = {
         },
       },
     ],
-    '^.+\\.m?js$': [
+    '^.+\\.[mc]?js$': [
       'babel-jest',
       {
         babelrc: false,

@@ -1,7 +1,10 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import { Environment } from './config/environment';
+import { dataSourceOptions } from './database/data-source';
 import { LlmModule } from './llm/llm.module';
+import { OrganizationsModule } from './organizations/organizations.module';
 
 @Module({})
 export class AppModule {
@@ -16,6 +19,19 @@ export class AppModule {
           ignoreEnvFile: true,
           validate: () => environment,
         }),
+        TypeOrmModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (config: ConfigService<Environment, true>) => ({
+            ...dataSourceOptions({
+              DATABASE_URL: config.get('DATABASE_URL', { infer: true }),
+              DATA_DIR: config.get('DATA_DIR', { infer: true }),
+              MIGRATIONS_RUN: config.get('MIGRATIONS_RUN', { infer: true }),
+            }),
+            retryAttempts: 5,
+            retryDelay: 2_000,
+          }),
+        }),
+        OrganizationsModule,
         LlmModule,
       ],
     };

@@ -28,13 +28,14 @@ export function describeError(error: unknown): DescribedError | undefined {
     return { statusCode: error.httpStatus, code: error.code, message: error.message, headers };
   }
   if (error instanceof HttpException) {
+    // Our own exceptions may carry `{ code, message, retryAfter }` as their response.
     const response = error.getResponse();
-    const code = (response as { code?: unknown })?.code;
+    const { code, retryAfter } = (typeof response === 'object' ? response : {}) as { code?: unknown; retryAfter?: unknown };
     return {
       statusCode: error.getStatus(),
       code: typeof code === 'string' ? code : codeForStatus(error.getStatus()),
       message: messageOf(response, error.message),
-      headers: {},
+      headers: typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : {},
     };
   }
   if (isClientError(error)) {

@@ -1,4 +1,4 @@
-import { BadRequestException, ValidationError } from '@nestjs/common';
+import { BadRequestException, ParseUUIDPipe, ValidationError } from '@nestjs/common';
 
 /** `messages.0.role must be one of ...`: every failed constraint, with the path to the field. */
 function flatten(errors: ValidationError[], parentPath = ''): string[] {
@@ -14,3 +14,8 @@ function flatten(errors: ValidationError[], parentPath = ''): string[] {
 export function validationExceptionFactory(errors: ValidationError[]): BadRequestException {
   return new BadRequestException({ code: 'VALIDATION_FAILED', message: flatten(errors).join('; ') });
 }
+
+/** For `:id` route parameters: a clear 400 in the usual shape for anything that is not a UUID. */
+export const parseUuid = new ParseUUIDPipe({
+  exceptionFactory: () => new BadRequestException({ code: 'VALIDATION_FAILED', message: 'id must be a UUID' }),
+});

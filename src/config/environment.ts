@@ -1,6 +1,18 @@
 import { Logger } from '@nestjs/common';
-import { plainToInstance } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, MinLength, validateSync } from 'class-validator';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  validateSync,
+} from 'class-validator';
 
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
@@ -63,6 +75,31 @@ export class Environment {
   @IsInt()
   @Min(0)
   MODELS_CACHE_TTL_MS: number = 30_000;
+
+  /** A PostgreSQL server. Unset: an embedded PostgreSQL (PGlite) stored in DATA_DIR. */
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: 'DATABASE_URL must be a postgres:// or postgresql:// URL' })
+  DATABASE_URL?: string;
+
+  @IsString()
+  @MinLength(1)
+  DATA_DIR: string = './.data';
+
+  /** Apply pending migrations at boot. */
+  @Transform(({ value }) => parseBoolean(value))
+  @IsBoolean()
+  MIGRATIONS_RUN: boolean = true;
+
+  /** How long an organization's model preferences are served from memory. */
+  @IsInt()
+  @Min(0)
+  ORG_CACHE_TTL_MS: number = 30_000;
+}
+
+function parseBoolean(value: unknown): unknown {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return value;
 }
 
 const SECRET_NAME = /KEY|SECRET|PASSWORD|DATABASE_URL/;

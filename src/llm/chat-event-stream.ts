@@ -20,7 +20,8 @@ export function abortOnClientDisconnect(reply: FastifyReply): AbortSignal {
 
 function formatEvent(event: ChatStreamEvent): string {
   if (event.type === 'delta') return `data: ${JSON.stringify({ content: event.content })}\n\n`;
-  return `data: ${JSON.stringify({ model: event.model, usage: event.usage })}\n\ndata: [DONE]\n\n`;
+  const { model, usage, fallbackUsed } = event;
+  return `data: ${JSON.stringify({ model, usage, fallbackUsed })}\n\ndata: [DONE]\n\n`;
 }
 
 /**

@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
   ApiExtraModels,
   ApiGatewayTimeoutResponse,
+  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiPayloadTooLargeResponse,
@@ -14,6 +15,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response';
+import { parseUuid } from '../common/validation';
 import { abortOnClientDisconnect, sendChatEventStream } from './chat-event-stream';
 import { ChatRequestDto } from './dto/chat-request.dto';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
@@ -22,8 +24,13 @@ import {
   EmbeddingBatchResultDto,
   EmbeddingResultDto,
   ModelListDto,
+  OrgChatCompletionResultDto,
 } from './dto/llm-responses.dto';
 import { LlmService } from './llm.service';
+import { ModelCatalogService } from './model-catalog.service';
+
+export const MODEL_HEADER = 'x-llm-model';
+export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
 @ApiTags('llm')
 @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body (each bad field named), or MODEL_NOT_FOUND' })
@@ -33,7 +40,10 @@ import { LlmService } from './llm.service';
 @ApiGatewayTimeoutResponse({ type: ErrorResponseDto, description: 'LiteLLM did not answer in time' })
 @Controller('v1')
 export class LlmController {
-  constructor(private readonly llm: LlmService) {}
+  constructor(
+    private readonly llm: LlmService,
+    private readonly modelCatalog: ModelCatalogService,
+  ) {}
 
   @Post('chat')
   @HttpCode(200)
@@ -48,6 +58,36 @@ export class LlmController {
     const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal };
     if (!body.stream) return this.llm.chatCompletion(body.messages, options);
     await sendChatEventStream(reply, this.llm.streamChatCompletion(body.messages, options), signal);
+  }
+
+  @Post('organizations/:id/chat')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: "Chat with the organization's model, falling back once to its fallback model on a non-retryable error",
+    description:
+      `Same body as POST /v1/chat; a \`model\` in it overrides the organization's for this call. ` +
+      `Header ${MODEL_HEADER} names the model that served the call; ${FALLBACK_REASON_HEADER} is set when the ` +
+      'fallback served it. Streams fall back only before their first byte.',
+  })
+  @ApiOkResponse({ type: OrgChatCompletionResultDto })
+  @ApiNotFoundResponse({ type: ErrorResponseDto, description: 'No such organization' })
+  async chatForOrganization(
+    @Param('id', parseUuid) id: string,
+    @Body() body: ChatRequestDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<OrgChatCompletionResultDto | void> {
+    const signal = abortOnClientDisconnect(reply);
+    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal };
+    if (!body.stream) {
+      const result = await this.llm.chatCompletionForOrg(id, body.messages, options);
+      void reply.header(MODEL_HEADER, result.model);
+      if (result.fallbackReason) void reply.header(FALLBACK_REASON_HEADER, result.fallbackReason);
+      return result;
+    }
+    const stream = await this.llm.streamChatCompletionForOrg(id, body.messages, options);
+    const headers: Record<string, string> = { [MODEL_HEADER]: stream.model };
+    if (stream.fallbackReason) headers[FALLBACK_REASON_HEADER] = stream.fallbackReason;
+    await sendChatEventStream(reply, stream.events, signal, headers);
   }
 
   @Post('embeddings')
@@ -67,6 +107,6 @@ export class LlmController {
   @ApiOperation({ summary: 'The models LiteLLM serves (cached briefly)' })
   @ApiOkResponse({ type: ModelListDto })
   async models(): Promise<ModelListDto> {
-    return { models: await this.llm.listModels() };
+    return { models: await this.modelCatalog.listModels() };
   }
 }

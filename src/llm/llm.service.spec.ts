@@ -1,8 +1,10 @@
+import { NotFoundException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { APIError } from 'openai';
+import { APIConnectionTimeoutError, APIError } from 'openai';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
 import { LlmError, LlmErrorCode } from './llm.errors';
+import { OrganizationPreferences, OrganizationsService } from '../organizations/organizations.service';
 import { LlmService } from './llm.service';
 import { ChatStreamEvent } from './llm.types';
 
@@ -15,9 +17,25 @@ function fakeClient() {
   };
 }
 
-function serviceWith(client: ReturnType<typeof fakeClient>, env: Record<string, string> = {}): LlmService {
+const ORG_ID = '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11';
+
+/** Organizations as the service sees them: preferences by id. */
+function fakeOrganizations(preferences: Partial<OrganizationPreferences> = {}) {
+  return {
+    getPreferences: jest.fn(async (id: string) => {
+      if (id !== ORG_ID) throw new NotFoundException({ code: 'ORGANIZATION_NOT_FOUND' });
+      return { id, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet', ...preferences };
+    }),
+  };
+}
+
+function serviceWith(
+  client: ReturnType<typeof fakeClient>,
+  env: Record<string, string> = {},
+  organizations = fakeOrganizations(),
+): LlmService {
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ...env }));
-  return new LlmService({ client } as unknown as LlmClientProvider, config);
+  return new LlmService({ client } as unknown as LlmClientProvider, config, organizations as unknown as OrganizationsService);
 }
 
 async function* chunks(...items: object[]) {
@@ -177,43 +195,154 @@ describe('LlmService', () => {
     });
   });
 
-  describe('listModels', () => {
-    it('caches the list and shares one request between concurrent callers', async () => {
+  describe('chatCompletionForOrg: the fallback rules', () => {
+    const completion = (model: string) => ({
+      model,
+      choices: [{ message: { content: `from ${model}` } }],
+      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+    });
+    const failure = (status: number) => APIError.generate(status, { error: { message: `HTTP ${status}` } }, undefined, new Headers());
+
+    /** A client whose answer depends on the model asked for: a status fails, anything else succeeds. */
+    function clientAnswering(byModel: Record<string, number>) {
       const client = fakeClient();
-      client.models.list.mockImplementation(() => chunks({ id: 'gpt-4o' }, { id: 'claude-3-5-sonnet' }));
-      const service = serviceWith(client);
+      client.chat.completions.create.mockImplementation(async ({ model }: { model: string }) => {
+        if (byModel[model]) throw failure(byModel[model]);
+        return completion(model);
+      });
+      return client;
+    }
+    const modelsAsked = (client: ReturnType<typeof fakeClient>) =>
+      client.chat.completions.create.mock.calls.map(([params]) => params.model);
 
-      const [first, second] = await Promise.all([service.listModels(), service.listModels()]);
-      const third = await service.listModels();
+    it("serves with the organization's model when it works", async () => {
+      const client = clientAnswering({});
 
-      expect(first).toEqual(['claude-3-5-sonnet', 'gpt-4o']);
-      expect(second).toEqual(first);
-      expect(third).toEqual(first);
-      expect(client.models.list).toHaveBeenCalledTimes(1);
+      const result = await serviceWith(client).chatCompletionForOrg(ORG_ID, messages);
+
+      expect(result).toMatchObject({ content: 'from gpt-4o', model: 'gpt-4o', fallbackUsed: false });
+      expect(result).not.toHaveProperty('fallbackReason');
+      expect(modelsAsked(client)).toEqual(['gpt-4o']);
     });
 
-    it('does not cache a failure', async () => {
-      const client = fakeClient();
-      client.models.list
-        .mockImplementationOnce(() => {
-          throw APIError.generate(503, { error: { message: 'down' } }, undefined, new Headers());
-        })
-        .mockImplementation(() => chunks({ id: 'gpt-4o' }));
-      const service = serviceWith(client);
+    it.each([400, 401, 403, 404])('tries the fallback once when the primary fails with %i', async (status) => {
+      const client = clientAnswering({ 'gpt-4o': status });
 
-      await expect(service.listModels()).rejects.toBeInstanceOf(LlmError);
-      expect(await service.listModels()).toEqual(['gpt-4o']);
+      const result = await serviceWith(client).chatCompletionForOrg(ORG_ID, messages);
+
+      expect(result).toMatchObject({ content: 'from claude-3-5-sonnet', model: 'claude-3-5-sonnet', fallbackUsed: true });
+      expect(result.fallbackReason).toEqual(expect.any(String));
+      expect(modelsAsked(client)).toEqual(['gpt-4o', 'claude-3-5-sonnet']);
     });
 
-    it('asks again once the TTL has passed', async () => {
+    it.each([429, 500, 502, 503, 504, 408])('sends a retryable %i back without fallback or retry', async (status) => {
+      const client = clientAnswering({ 'gpt-4o': status });
+
+      await expect(serviceWith(client).chatCompletionForOrg(ORG_ID, messages)).rejects.toBeInstanceOf(LlmError);
+      expect(modelsAsked(client)).toEqual(['gpt-4o']);
+    });
+
+    it('sends a connection failure or timeout back without fallback', async () => {
       const client = fakeClient();
-      client.models.list.mockImplementation(() => chunks({ id: 'gpt-4o' }));
-      const service = serviceWith(client, { MODELS_CACHE_TTL_MS: '0' });
+      client.chat.completions.create.mockRejectedValue(new APIConnectionTimeoutError());
 
-      await service.listModels();
-      await service.listModels();
+      await expect(serviceWith(client).chatCompletionForOrg(ORG_ID, messages)).rejects.toMatchObject({
+        code: LlmErrorCode.UPSTREAM_TIMEOUT,
+      });
+      expect(client.chat.completions.create).toHaveBeenCalledTimes(1);
+    });
 
-      expect(client.models.list).toHaveBeenCalledTimes(2);
+    it('has nothing to fall back to when the fallback is null', async () => {
+      const client = clientAnswering({ 'gpt-4o': 400 });
+      const service = serviceWith(client, {}, fakeOrganizations({ llmFallbackModel: null }));
+
+      await expect(service.chatCompletionForOrg(ORG_ID, messages)).rejects.toMatchObject({
+        code: LlmErrorCode.UPSTREAM_BAD_REQUEST,
+      });
+      expect(modelsAsked(client)).toEqual(['gpt-4o']);
+    });
+
+    it('names both attempts when the fallback fails too', async () => {
+      const client = clientAnswering({ 'gpt-4o': 404, 'claude-3-5-sonnet': 503 });
+
+      const error = await serviceWith(client).chatCompletionForOrg(ORG_ID, messages).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(LlmError);
+      expect((error as LlmError).code).toBe(LlmErrorCode.UPSTREAM_ERROR);
+      expect((error as LlmError).message).toMatch(/Primary model gpt-4o failed \(MODEL_NOT_FOUND.*fallback model claude-3-5-sonnet failed too \(UPSTREAM_ERROR/);
+      expect(modelsAsked(client)).toEqual(['gpt-4o', 'claude-3-5-sonnet']);
+    });
+
+    it("uses the request's model instead of the organization's, with the organization's fallback", async () => {
+      const client = clientAnswering({ 'gpt-unknown': 400 });
+
+      const result = await serviceWith(client).chatCompletionForOrg(ORG_ID, messages, { model: 'gpt-unknown' });
+
+      expect(result).toMatchObject({ model: 'claude-3-5-sonnet', fallbackUsed: true });
+      expect(modelsAsked(client)).toEqual(['gpt-unknown', 'claude-3-5-sonnet']);
+    });
+
+    it('sends nothing upstream for an unknown organization', async () => {
+      const client = clientAnswering({});
+
+      await expect(serviceWith(client).chatCompletionForOrg('00000000-0000-4000-8000-000000000000', messages)).rejects.toBeInstanceOf(
+        NotFoundException,
+      );
+      expect(client.chat.completions.create).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('streamChatCompletionForOrg', () => {
+    it('falls back when the primary stream is refused before its first event', async () => {
+      const client = fakeClient();
+      client.chat.completions.create.mockImplementation(async ({ model }: { model: string }) => {
+        if (model === 'gpt-4o') throw APIError.generate(400, { error: { message: 'Invalid model name passed in model=gpt-4o' } }, undefined, new Headers());
+        return chunks(
+          { model, choices: [{ delta: { content: 'fine' } }] },
+          { model, choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } },
+        );
+      });
+
+      const stream = await serviceWith(client).streamChatCompletionForOrg(ORG_ID, messages);
+
+      expect(stream.model).toBe('claude-3-5-sonnet');
+      expect(stream.fallbackReason).toBe(LlmErrorCode.MODEL_NOT_FOUND);
+      expect(await collect(stream.events)).toEqual([
+        { type: 'delta', content: 'fine' },
+        {
+          type: 'done',
+          model: 'claude-3-5-sonnet',
+          usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+          fallbackUsed: true,
+        },
+      ]);
+    });
+
+    it('does not fall back once the first event has arrived', async () => {
+      const client = fakeClient();
+      client.chat.completions.create.mockResolvedValue(
+        (async function* () {
+          yield { model: 'gpt-4o', choices: [{ delta: { content: 'par' } }] };
+          throw APIError.generate(400, { error: { message: 'late failure' } }, undefined, new Headers());
+        })(),
+      );
+
+      const stream = await serviceWith(client).streamChatCompletionForOrg(ORG_ID, messages);
+
+      expect(stream.model).toBe('gpt-4o');
+      expect(await stream.events.next()).toEqual({ done: false, value: { type: 'delta', content: 'par' } });
+      await expect(stream.events.next()).rejects.toMatchObject({ code: LlmErrorCode.UPSTREAM_BAD_REQUEST });
+      expect(client.chat.completions.create).toHaveBeenCalledTimes(1);
+    });
+
+    it('sends a retryable refusal back without fallback', async () => {
+      const client = fakeClient();
+      client.chat.completions.create.mockRejectedValue(APIError.generate(429, { error: { message: 'slow' } }, undefined, new Headers()));
+
+      await expect(serviceWith(client).streamChatCompletionForOrg(ORG_ID, messages)).rejects.toMatchObject({
+        code: LlmErrorCode.UPSTREAM_RATE_LIMITED,
+      });
+      expect(client.chat.completions.create).toHaveBeenCalledTimes(1);
     });
   });
 });

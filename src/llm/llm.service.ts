@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type OpenAI from 'openai';
 import { Environment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
-import { toLlmError } from './llm.errors';
+import { OrganizationsService } from '../organizations/organizations.service';
+import { LlmError, LlmErrorCode, toLlmError } from './llm.errors';
 import {
   ChatCompletionResult,
   ChatMessage,
@@ -11,6 +12,8 @@ import {
   ChatStreamEvent,
   EmbeddingBatchResult,
   EmbeddingResult,
+  OrgChatCompletionResult,
+  OrgChatStream,
   TokenUsage,
 } from './llm.types';
 
@@ -34,19 +37,30 @@ function normalizeEmbeddingInput(text: string): string {
   return text.replace(/\r?\n|\r/g, ' ');
 }
 
+/** Waits for a stream's first event, so a refusal surfaces here; then replays it ahead of the rest. */
+async function startStream(events: AsyncGenerator<ChatStreamEvent>): Promise<AsyncGenerator<ChatStreamEvent>> {
+  const first = await events.next();
+  return (async function* () {
+    if (!first.done) yield first.value;
+    yield* events;
+  })();
+}
+
 @Injectable()
 export class LlmService {
+  private readonly logger = new Logger(LlmService.name);
   private readonly client: OpenAI;
   private readonly defaultChatModel: string;
   private readonly defaultEmbeddingModel: string;
-  private readonly modelsCacheTtlMs: number;
-  private modelsCache?: { models: Promise<string[]>; expiresAt: number };
 
-  constructor(clientProvider: LlmClientProvider, config: ConfigService<Environment, true>) {
+  constructor(
+    clientProvider: LlmClientProvider,
+    config: ConfigService<Environment, true>,
+    private readonly organizations: OrganizationsService,
+  ) {
     this.client = clientProvider.client;
     this.defaultChatModel = config.get('DEFAULT_CHAT_MODEL', { infer: true });
     this.defaultEmbeddingModel = config.get('DEFAULT_EMBEDDING_MODEL', { infer: true });
-    this.modelsCacheTtlMs = config.get('MODELS_CACHE_TTL_MS', { infer: true });
   }
 
   async chatCompletion(messages: ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletionResult> {
@@ -123,27 +137,75 @@ export class LlmService {
     }
   }
 
-  /** The model names LiteLLM serves, cached for MODELS_CACHE_TTL_MS; concurrent callers share one request. */
-  async listModels(): Promise<string[]> {
-    const now = Date.now();
-    if (this.modelsCache && this.modelsCache.expiresAt > now) return this.modelsCache.models;
-
-    const models = this.fetchModels();
-    this.modelsCache = { models, expiresAt: now + this.modelsCacheTtlMs };
-    models.catch(() => {
-      // A failure is not cached: the next caller asks LiteLLM again.
-      if (this.modelsCache?.models === models) this.modelsCache = undefined;
-    });
-    return models;
+  /**
+   * A chat for an organization: its model (or `options.model`), and its fallback model once when the
+   * primary fails with a non-retryable error. Unknown organization: 404 before anything goes upstream.
+   */
+  async chatCompletionForOrg(
+    organizationId: string,
+    messages: ChatMessage[],
+    options: ChatOptions = {},
+  ): Promise<OrgChatCompletionResult> {
+    const served = await this.withOrganizationFallback(organizationId, options.model, (model) =>
+      this.chatCompletion(messages, { ...options, model }),
+    );
+    return {
+      ...served.value,
+      model: served.model,
+      fallbackUsed: served.fallbackReason !== undefined,
+      ...(served.fallbackReason && { fallbackReason: served.fallbackReason }),
+    };
   }
 
-  private async fetchModels(): Promise<string[]> {
+  /** The streamed variant: the fallback can only happen before the first event, hence before any byte. */
+  async streamChatCompletionForOrg(
+    organizationId: string,
+    messages: ChatMessage[],
+    options: ChatOptions = {},
+  ): Promise<OrgChatStream> {
+    const served = await this.withOrganizationFallback(organizationId, options.model, (model) =>
+      startStream(this.streamChatCompletion(messages, { ...options, model })),
+    );
+    const fallbackUsed = served.fallbackReason !== undefined;
+    const events = (async function* () {
+      for await (const event of served.value) {
+        yield event.type === 'done' ? { ...event, model: served.model, fallbackUsed } : event;
+      }
+    })();
+    return { model: served.model, fallbackReason: served.fallbackReason, events };
+  }
+
+  private async withOrganizationFallback<T>(
+    organizationId: string,
+    requestedModel: string | undefined,
+    attempt: (model: string) => Promise<T>,
+  ): Promise<{ value: T; model: string; fallbackReason?: LlmErrorCode }> {
+    const preferences = await this.organizations.getPreferences(organizationId);
+    const primary = requestedModel ?? preferences.llmModel;
     try {
-      const ids: string[] = [];
-      for await (const model of this.client.models.list()) ids.push(model.id);
-      return ids.sort();
+      return { value: await attempt(primary), model: primary };
     } catch (error) {
-      throw toLlmError(error);
+      const failure = toLlmError(error);
+      const fallback = preferences.llmFallbackModel;
+      // Retryable failures (429, 5xx, timeouts) go back to the caller: another model would not help.
+      if (failure.retryable || failure.code === LlmErrorCode.REQUEST_ABORTED || !fallback || fallback === primary) {
+        throw failure;
+      }
+      this.logger.warn(
+        `Organization ${organizationId}: ${primary} failed with ${failure.code}, trying fallback model ${fallback}`,
+      );
+      try {
+        return { value: await attempt(fallback), model: fallback, fallbackReason: failure.code };
+      } catch (fallbackError) {
+        const second = toLlmError(fallbackError);
+        throw new LlmError(
+          second.code,
+          `Primary model ${primary} failed (${failure.code}: ${failure.message}); ` +
+            `fallback model ${fallback} failed too (${second.code}: ${second.message})`,
+          second.upstreamStatus,
+          second.retryAfter,
+        );
+      }
     }
   }
 }

@@ -30,7 +30,21 @@ export interface ChatCompletionResult {
 
 export type ChatStreamEvent =
   | { type: 'delta'; content: string }
-  | { type: 'done'; model: string; usage: TokenUsage };
+  | { type: 'done'; model: string; usage: TokenUsage; fallbackUsed?: boolean };
+
+/** A chat served for an organization: `model` is the model that served it, primary or fallback. */
+export interface OrgChatCompletionResult extends ChatCompletionResult {
+  fallbackUsed: boolean;
+  /** Why the primary model was given up (its error code), when the fallback served the call. */
+  fallbackReason?: string;
+}
+
+/** A streamed chat for an organization, known to be flowing: its first event has arrived. */
+export interface OrgChatStream {
+  model: string;
+  fallbackReason?: string;
+  events: AsyncGenerator<ChatStreamEvent>;
+}
 
 export interface EmbeddingResult {
   embedding: number[];

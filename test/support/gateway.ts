@@ -1,5 +1,8 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApp } from '../../src/app.factory';
 
 export interface RunningGateway {
@@ -8,12 +11,19 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** A fresh directory for an embedded database, so no suite touches the developer's ./.data. */
+export function temporaryDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'llm-gateway-test-'));
+}
+
 /**
  * Starts the real application, as main.ts does, on a free port. `env` is applied to process.env first,
- * which is where the app reads its configuration from.
+ * which is where the app reads its configuration from. Without DATABASE_URL the app uses an embedded
+ * database in a temporary DATA_DIR unless the suite names one.
  */
 export async function startGateway(env: Record<string, string | undefined>): Promise<RunningGateway> {
-  for (const [key, value] of Object.entries({ LOG_LEVEL: 'warn', ...env })) {
+  const defaults = { LOG_LEVEL: 'warn', DATA_DIR: env.DATA_DIR ?? process.env.DATA_DIR ?? temporaryDataDir() };
+  for (const [key, value] of Object.entries({ ...defaults, ...env })) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { ChatCompletionResult, EmbeddingBatchResult, EmbeddingResult, TokenUsage } from '../llm.types';
+import { ChatCompletionResult, EmbeddingBatchResult, EmbeddingResult, OrgChatCompletionResult, TokenUsage } from '../llm.types';
 
 export class TokenUsageDto implements TokenUsage {
   @ApiProperty({ example: 12 })
@@ -21,6 +21,15 @@ export class ChatCompletionResultDto implements ChatCompletionResult {
   model!: string;
 
   usage!: TokenUsageDto;
+}
+
+export class OrgChatCompletionResultDto extends ChatCompletionResultDto implements OrgChatCompletionResult {
+  /** True when the organization's fallback model served the call. */
+  fallbackUsed!: boolean;
+
+  /** The primary model's error code, when the fallback served the call. */
+  @ApiProperty({ required: false, example: 'MODEL_NOT_FOUND' })
+  fallbackReason?: string;
 }
 
 export class EmbeddingResultDto implements EmbeddingResult {

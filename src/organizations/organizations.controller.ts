@@ -1,0 +1,65 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response';
+import { parseUuid } from '../common/validation';
+import {
+  CreateOrganizationDto,
+  ListOrganizationsQueryDto,
+  OrganizationDto,
+  OrganizationListDto,
+  UpdateOrganizationDto,
+} from './dto/organization.dto';
+import { OrganizationsService } from './organizations.service';
+
+@ApiTags('organizations')
+@ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body or id, a model LiteLLM does not serve, or fallback = primary' })
+@ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database, or LiteLLM (to check models), is unreachable' })
+@Controller('v1/organizations')
+export class OrganizationsController {
+  constructor(private readonly organizations: OrganizationsService) {}
+
+  @Post()
+  @ApiCreatedResponse({ type: OrganizationDto })
+  @ApiConflictResponse({ type: ErrorResponseDto, description: 'An organization with this id exists' })
+  async create(@Body() body: CreateOrganizationDto): Promise<OrganizationDto> {
+    return OrganizationDto.from(await this.organizations.create(body));
+  }
+
+  @Get()
+  @ApiOkResponse({ type: OrganizationListDto })
+  async findAll(@Query() query: ListOrganizationsQueryDto): Promise<OrganizationListDto> {
+    const page = await this.organizations.findAll(query.limit, query.offset);
+    return { ...page, items: page.items.map((organization) => OrganizationDto.from(organization)) };
+  }
+
+  @Get(':id')
+  @ApiOkResponse({ type: OrganizationDto })
+  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  async findOne(@Param('id', parseUuid) id: string): Promise<OrganizationDto> {
+    return OrganizationDto.from(await this.organizations.findOne(id));
+  }
+
+  @Patch(':id')
+  @ApiOkResponse({ type: OrganizationDto })
+  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  async update(@Param('id', parseUuid) id: string, @Body() body: UpdateOrganizationDto): Promise<OrganizationDto> {
+    return OrganizationDto.from(await this.organizations.update(id, body));
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiNoContentResponse()
+  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  async remove(@Param('id', parseUuid) id: string): Promise<void> {
+    await this.organizations.remove(id);
+  }
+}

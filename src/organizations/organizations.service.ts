@@ -1,0 +1,202 @@
+import { BadRequestException, ConflictException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { Environment } from '../config/environment';
+import { databaseUnavailable, isDatabaseUnavailable, isUniqueViolation } from '../database/database.errors';
+import { LlmError } from '../llm/llm.errors';
+import { ModelCatalogService } from '../llm/model-catalog.service';
+import { CreateOrganizationDto, UpdateOrganizationDto } from './dto/organization.dto';
+import { DEFAULT_LLM_FALLBACK_MODEL, DEFAULT_LLM_MODEL, Organization } from './organization.entity';
+
+/** What a chat call needs to know about an organization. */
+export interface OrganizationPreferences {
+  id: string;
+  llmModel: string;
+  llmFallbackModel: string | null;
+}
+
+export interface OrganizationPage {
+  items: Organization[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** Bounds the memory the preference cache can take; far above any real number of tenants. */
+const MAX_CACHED_ORGANIZATIONS = 10_000;
+
+function organizationNotFound(id: string): NotFoundException {
+  return new NotFoundException({ code: 'ORGANIZATION_NOT_FOUND', message: `Organization ${id} does not exist` });
+}
+
+@Injectable()
+export class OrganizationsService {
+  private readonly logger = new Logger(OrganizationsService.name);
+  private readonly cacheTtlMs: number;
+  /** Preferences by organization id. Dropped on PATCH/DELETE here; other instances see changes after the TTL. */
+  private readonly preferenceCache = new Map<string, { preferences: OrganizationPreferences; expiresAt: number }>();
+
+  constructor(
+    @InjectRepository(Organization) private readonly organizations: Repository<Organization>,
+    private readonly modelCatalog: ModelCatalogService,
+    config: ConfigService<Environment, true>,
+  ) {
+    this.cacheTtlMs = config.get('ORG_CACHE_TTL_MS', { infer: true });
+  }
+
+  async create(dto: CreateOrganizationDto): Promise<Organization> {
+    const llmModel = dto.llmModel ?? DEFAULT_LLM_MODEL;
+    const llmFallbackModel = dto.llmFallbackModel === undefined ? DEFAULT_LLM_FALLBACK_MODEL : dto.llmFallbackModel;
+    await this.checkModels({ llmModel, llmFallbackModel }, { llmModel, llmFallbackModel });
+
+    let id: string;
+    try {
+      // insert(), not save(): save() would quietly update an organization whose id is taken.
+      const inserted = await this.organizations.insert({ id: dto.id, name: dto.name, llmModel, llmFallbackModel });
+      id = inserted.identifiers[0].id as string;
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new ConflictException({ code: 'ORGANIZATION_EXISTS', message: `Organization ${dto.id} already exists` });
+      }
+      throw this.translate(error);
+    }
+    return this.findOne(id);
+  }
+
+  async findAll(limit: number, offset: number): Promise<OrganizationPage> {
+    try {
+      const [items, total] = await this.organizations.findAndCount({
+        order: { createdAt: 'ASC', id: 'ASC' },
+        take: limit,
+        skip: offset,
+      });
+      return { items, total, limit, offset };
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async findOne(id: string): Promise<Organization> {
+    let organization: Organization | null;
+    try {
+      organization = await this.organizations.findOneBy({ id });
+    } catch (error) {
+      throw this.translate(error);
+    }
+    if (!organization) throw organizationNotFound(id);
+    return organization;
+  }
+
+  async update(id: string, dto: UpdateOrganizationDto): Promise<Organization> {
+    const current = await this.findOne(id);
+    const next = {
+      llmModel: dto.llmModel ?? current.llmModel,
+      llmFallbackModel: dto.llmFallbackModel === undefined ? current.llmFallbackModel : dto.llmFallbackModel,
+    };
+    await this.checkModels(next, { llmModel: dto.llmModel, llmFallbackModel: dto.llmFallbackModel });
+
+    const changes: Partial<Organization> = {};
+    if (dto.name !== undefined) changes.name = dto.name;
+    if (dto.llmModel !== undefined) changes.llmModel = dto.llmModel;
+    if (dto.llmFallbackModel !== undefined) changes.llmFallbackModel = dto.llmFallbackModel;
+    if (Object.keys(changes).length > 0) {
+      try {
+        await this.organizations.update({ id }, changes);
+      } catch (error) {
+        throw this.translate(error);
+      }
+      this.preferenceCache.delete(id);
+    }
+    return this.findOne(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    let affected: number | null | undefined;
+    try {
+      ({ affected } = await this.organizations.delete({ id }));
+    } catch (error) {
+      throw this.translate(error);
+    }
+    this.preferenceCache.delete(id);
+    if (!affected) throw organizationNotFound(id);
+  }
+
+  /**
+   * The chat hot path: served from memory for ORG_CACHE_TTL_MS. When the database is unreachable, an
+   * organization seen before keeps being served from its last known preferences; others get 503.
+   */
+  async getPreferences(id: string): Promise<OrganizationPreferences> {
+    const cached = this.preferenceCache.get(id);
+    const now = Date.now();
+    if (cached && cached.expiresAt > now) return cached.preferences;
+
+    let organization: Organization | null;
+    try {
+      organization = await this.organizations.findOne({
+        where: { id },
+        select: { id: true, llmModel: true, llmFallbackModel: true },
+      });
+    } catch (error) {
+      if (cached && isDatabaseUnavailable(error)) {
+        this.logger.warn(`Database unreachable: serving organization ${id} from its cached preferences`);
+        return cached.preferences;
+      }
+      throw this.translate(error);
+    }
+    if (!organization) {
+      this.preferenceCache.delete(id);
+      throw organizationNotFound(id);
+    }
+
+    const preferences = { id, llmModel: organization.llmModel, llmFallbackModel: organization.llmFallbackModel };
+    this.preferenceCache.delete(id); // re-inserted last, so the oldest entry is the first to go
+    this.preferenceCache.set(id, { preferences, expiresAt: now + this.cacheTtlMs });
+    if (this.preferenceCache.size > MAX_CACHED_ORGANIZATIONS) {
+      this.preferenceCache.delete(this.preferenceCache.keys().next().value as string);
+    }
+    return preferences;
+  }
+
+  /**
+   * The fallback must differ from the primary, and every model being set must be one LiteLLM serves.
+   * When LiteLLM cannot be asked, nothing unchecked is stored: the write is refused with 503.
+   */
+  private async checkModels(
+    next: { llmModel: string; llmFallbackModel: string | null },
+    changing: { llmModel?: string; llmFallbackModel?: string | null },
+  ): Promise<void> {
+    if (next.llmFallbackModel !== null && next.llmFallbackModel === next.llmModel) {
+      throw new BadRequestException({
+        code: 'FALLBACK_SAME_AS_PRIMARY',
+        message: `llmFallbackModel must differ from llmModel (both are ${next.llmModel})`,
+      });
+    }
+    const toCheck = Object.entries(changing).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
+    if (toCheck.length === 0) return;
+
+    let available: string[];
+    try {
+      available = await this.modelCatalog.listModels();
+    } catch (error) {
+      const reason = error instanceof LlmError ? error.message : 'LiteLLM could not be asked';
+      throw new ServiceUnavailableException({
+        code: 'MODEL_CATALOG_UNAVAILABLE',
+        message: `Cannot check the models against LiteLLM's list (${reason}); nothing was stored`,
+        retryAfter: '5',
+      });
+    }
+    const unknown = toCheck.filter(([, model]) => !available.includes(model));
+    if (unknown.length > 0) {
+      const named = unknown.map(([field, model]) => `${field} "${model}"`).join(' and ');
+      throw new BadRequestException({
+        code: 'UNKNOWN_MODEL',
+        message: `${named} not served by LiteLLM. Available models: ${available.join(', ')}`,
+      });
+    }
+  }
+
+  private translate(error: unknown): unknown {
+    return isDatabaseUnavailable(error) ? databaseUnavailable() : error;
+  }
+}
