@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { FakeUpstream, fakeChatReply, fakeEmbedding } from './support/fake-upstream';
 import { parseEventStream, postJson, readJson, RunningGateway, startGateway } from './support/gateway';
+import { createTestDatabase, TestDatabase } from './support/database';
 import { RunningLiteLLM, startLiteLLM } from './support/litellm';
 
 /**
@@ -12,10 +13,12 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
   const provider = new FakeUpstream();
   let litellm: RunningLiteLLM;
   let gateway: RunningGateway;
+  let database: TestDatabase;
   const hello = { messages: [{ role: 'user', content: 'hello through litellm' }] };
 
   beforeAll(async () => {
     await provider.start();
+    database = await createTestDatabase();
     litellm = await startLiteLLM(join(__dirname, 'support', 'litellm.test-config.yaml'), {
       FAKE_UPSTREAM_API_BASE: `${provider.url}/v1`,
       FAKE_PROVIDER_API_KEY: 'sk-fake-provider-key',
@@ -24,13 +27,16 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
       NODE_ENV: 'test',
       LITELLM_URL: litellm.url,
       LITELLM_API_KEY: litellm.masterKey,
+      DATABASE_URL: database.url,
     });
   }, 180_000);
 
   afterAll(async () => {
     await gateway?.close();
     await litellm?.stop();
+    await database?.drop();
     await provider.stop();
+    delete process.env.DATABASE_URL;
   });
 
   beforeEach(() => provider.reset());
@@ -137,5 +143,79 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
       await wrongKey.close();
       process.env.LITELLM_API_KEY = litellm.masterKey;
     }
+  });
+
+  describe('organizations', () => {
+    const createOrganization = async (body: object) => {
+      const response = await postJson(`${gateway.url}/v1/organizations`, body);
+      expect(response.status).toBe(201);
+      return readJson(response);
+    };
+    const orgChat = (id: string, body: object = hello) => postJson(`${gateway.url}/v1/organizations/${id}/chat`, body);
+
+    it("accepts only models LiteLLM serves, listing them when it refuses", async () => {
+      const response = await postJson(`${gateway.url}/v1/organizations`, { name: 'Typo', llmModel: 'gpt4o' });
+
+      expect(response.status).toBe(400);
+      expect((await readJson(response)).message).toContain('Available models: claude-3-5-sonnet, gpt-4o, text-embedding-3-small');
+    });
+
+    it("serves an organization's chat with its own model", async () => {
+      const organization = await createOrganization({ name: 'Primary works' });
+
+      const response = await orgChat(organization.id);
+
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-llm-model')).toBe('gpt-4o');
+      expect(await readJson(response)).toMatchObject({ content: fakeChatReply(hello.messages), fallbackUsed: false });
+      expect(provider.requestsTo('/chat/completions').map((r) => r.body.model)).toEqual(['gpt-4o']);
+    });
+
+    it('falls back, and says so, when LiteLLM does not serve the primary model', async () => {
+      // As after a model is removed from LiteLLM's config: stored directly, past the API's check.
+      const [organization] = await database.query<{ id: string }>(
+        `INSERT INTO organizations (name, llm_model, llm_fallback_model) VALUES ('Stale model', 'gpt-retired', 'claude-3-5-sonnet') RETURNING id`,
+      );
+
+      const response = await orgChat(organization.id);
+
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-llm-model')).toBe('claude-3-5-sonnet');
+      expect(response.headers.get('x-llm-fallback-reason')).toBe('MODEL_NOT_FOUND');
+      expect(await readJson(response)).toMatchObject({
+        content: fakeChatReply(hello.messages),
+        model: 'claude-3-5-sonnet',
+        fallbackUsed: true,
+        fallbackReason: 'MODEL_NOT_FOUND',
+      });
+      // LiteLLM refused gpt-retired itself; only the fallback reached the provider.
+      expect(provider.requestsTo('/chat/completions').map((r) => r.body.model)).toEqual(['claude-3-5-sonnet']);
+    });
+
+    it('falls back before the first byte of a stream', async () => {
+      const organization = await createOrganization({ name: 'Streamer' });
+
+      const response = await orgChat(organization.id, { ...hello, model: 'gpt-unknown', stream: true });
+
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-llm-fallback-reason')).toBe('MODEL_NOT_FOUND');
+      const events = parseEventStream(await response.text());
+      const content = events
+        .slice(0, -2)
+        .map((event) => JSON.parse(event.data).content)
+        .join('');
+      expect(content).toBe(fakeChatReply(hello.messages));
+      expect(JSON.parse(events[events.length - 2].data)).toMatchObject({ model: 'claude-3-5-sonnet', fallbackUsed: true });
+    });
+
+    it('does not fall back on a provider 429', async () => {
+      const organization = await createOrganization({ name: 'Rate limited' });
+      provider.respondNext({ status: 429, body: { error: { message: 'Rate limit reached' } } });
+
+      const response = await orgChat(organization.id);
+
+      expect(response.status).toBe(429);
+      expect(provider.requestsTo('/chat/completions')).toHaveLength(1);
+    });
   });
 });

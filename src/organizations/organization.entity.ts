@@ -1,10 +1,12 @@
-import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 export const DEFAULT_LLM_MODEL = 'gpt-4o';
 export const DEFAULT_LLM_FALLBACK_MODEL = 'claude-3-5-sonnet';
 
 /** A tenant, and the models its calls are served with. Defaults match the migration's. */
 @Entity({ name: 'organizations' })
+// The listing's order: oldest first, id as tie-breaker.
+@Index('IDX_organizations_created_at', ['createdAt', 'id'])
 export class Organization {
   @PrimaryGeneratedColumn('uuid', { name: 'id' })
   id!: string;

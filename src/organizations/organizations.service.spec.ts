@@ -1,0 +1,91 @@
+import { NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Repository } from 'typeorm';
+import { Environment, validateEnvironment } from '../config/environment';
+import { ModelCatalogService } from '../llm/model-catalog.service';
+import { Organization } from './organization.entity';
+import { OrganizationsService } from './organizations.service';
+
+const ID = '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11';
+const connectionRefused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+
+function setup(ttlMs: number) {
+  const repository = { findOne: jest.fn(), update: jest.fn(), findOneBy: jest.fn(), delete: jest.fn() };
+  const catalog = { listModels: jest.fn(async () => ['claude-3-5-sonnet', 'gpt-4o']) };
+  const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ORG_CACHE_TTL_MS: String(ttlMs) }));
+  const service = new OrganizationsService(
+    repository as unknown as Repository<Organization>,
+    catalog as unknown as ModelCatalogService,
+    config,
+  );
+  return { service, repository };
+}
+
+const stored = { id: ID, name: 'Acme', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' } as Organization;
+
+describe('OrganizationsService preferences cache', () => {
+  it('reads the database once per TTL', async () => {
+    const { service, repository } = setup(60_000);
+    repository.findOne.mockResolvedValue(stored);
+
+    await service.getPreferences(ID);
+    const again = await service.getPreferences(ID);
+
+    expect(again).toEqual({ id: ID, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' });
+    expect(repository.findOne).toHaveBeenCalledTimes(1);
+  });
+
+  it('reads again after the TTL', async () => {
+    const { service, repository } = setup(0);
+    repository.findOne.mockResolvedValue(stored);
+
+    await service.getPreferences(ID);
+    await service.getPreferences(ID);
+
+    expect(repository.findOne).toHaveBeenCalledTimes(2);
+  });
+
+  it('serves expired preferences while the database is unreachable', async () => {
+    const { service, repository } = setup(0);
+    repository.findOne.mockResolvedValueOnce(stored).mockRejectedValue(connectionRefused);
+
+    await service.getPreferences(ID);
+
+    expect(await service.getPreferences(ID)).toMatchObject({ llmModel: 'gpt-4o' });
+  });
+
+  it('answers 503 with Retry-After for an organization it never saw while the database is unreachable', async () => {
+    const { service, repository } = setup(60_000);
+    repository.findOne.mockRejectedValue(connectionRefused);
+
+    const error = await service.getPreferences(ID).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ServiceUnavailableException);
+    expect((error as ServiceUnavailableException).getResponse()).toMatchObject({ code: 'DATABASE_UNAVAILABLE', retryAfter: '5' });
+  });
+
+  it('does not hide other database errors behind the cache', async () => {
+    const { service, repository } = setup(0);
+    repository.findOne.mockResolvedValueOnce(stored).mockRejectedValue(new Error('column "llm_model" does not exist'));
+
+    await service.getPreferences(ID);
+
+    await expect(service.getPreferences(ID)).rejects.toThrow('column "llm_model" does not exist');
+  });
+
+  it('forgets an organization on update and on delete', async () => {
+    const { service, repository } = setup(60_000);
+    repository.findOne.mockResolvedValue(stored);
+    repository.findOneBy.mockResolvedValue(stored);
+    repository.delete.mockResolvedValue({ affected: 1 });
+
+    await service.getPreferences(ID);
+    await service.update(ID, { name: 'Renamed' });
+    await service.getPreferences(ID);
+    await service.remove(ID);
+    repository.findOne.mockResolvedValue(null);
+
+    await expect(service.getPreferences(ID)).rejects.toBeInstanceOf(NotFoundException);
+    expect(repository.findOne).toHaveBeenCalledTimes(3);
+  });
+});

@@ -1,0 +1,63 @@
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../src/database/data-source';
+import { createTestDatabase, TestDatabase } from './support/database';
+import { temporaryDataDir } from './support/gateway';
+
+/** The same migrations, up, down and up again, on the real PostgreSQL server and on the embedded one. */
+describe.each([
+  ['PostgreSQL server', 'server'],
+  ['embedded PGlite', 'embedded'],
+] as const)('migrations on %s', (_label, mode) => {
+  let database: TestDatabase | undefined;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    if (mode === 'server') database = await createTestDatabase();
+    dataSource = new DataSource(
+      dataSourceOptions({ DATABASE_URL: database?.url, DATA_DIR: temporaryDataDir(), MIGRATIONS_RUN: false }),
+    );
+    await dataSource.initialize();
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await database?.drop();
+  });
+
+  const organizationsTableExists = async () =>
+    (await dataSource.query(`SELECT to_regclass('public.organizations') AS name`))[0].name !== null;
+
+  it('creates organizations with the documented columns and defaults, drops it, and creates it again', async () => {
+    await dataSource.runMigrations();
+    expect(await organizationsTableExists()).toBe(true);
+
+    const [row] = await dataSource.query(`INSERT INTO organizations (name) VALUES ('Defaults') RETURNING *`);
+    expect(row).toMatchObject({ name: 'Defaults', llm_model: 'gpt-4o', llm_fallback_model: 'claude-3-5-sonnet' });
+    expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(row.created_at).toBeInstanceOf(Date);
+    const columns = await dataSource.query(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+       WHERE table_name = 'organizations' ORDER BY column_name`,
+    );
+    expect(columns).toEqual([
+      { column_name: 'created_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+      { column_name: 'id', data_type: 'uuid', is_nullable: 'NO' },
+      { column_name: 'llm_fallback_model', data_type: 'text', is_nullable: 'YES' },
+      { column_name: 'llm_model', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'name', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'updated_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+    ]);
+
+    await dataSource.undoLastMigration();
+    expect(await organizationsTableExists()).toBe(false);
+
+    await dataSource.runMigrations();
+    expect(await organizationsTableExists()).toBe(true);
+    expect(await dataSource.showMigrations()).toBe(false); // nothing pending
+  });
+
+  it('agrees with the entity: TypeORM finds no schema change to generate', async () => {
+    const sql = await dataSource.driver.createSchemaBuilder().log();
+    expect(sql.upQueries.map((query) => query.query)).toEqual([]);
+  });
+});
