@@ -3,6 +3,9 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Environment } from './config/environment';
 import { dataSourceOptions } from './database/data-source';
+import { HealthModule } from './health/health.module';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { LlmModule } from './llm/llm.module';
 import { OrganizationsModule } from './organizations/organizations.module';
 
@@ -31,8 +34,11 @@ export class AppModule {
             retryDelay: 2_000,
           }),
         }),
+        LifecycleModule,
+        MetricsModule,
         OrganizationsModule,
         LlmModule,
+        HealthModule,
       ],
     };
   }

@@ -8,6 +8,8 @@ async function bootstrap(): Promise<void> {
   // Variables already set win over the file, as with dotenv.
   if (existsSync('.env')) process.loadEnvFile('.env');
   const app = await createApp();
+  // SIGTERM/SIGINT run the shutdown sequence (see ShutdownService), then exit 0.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   const config = app.get<ConfigService<Environment, true>>(ConfigService);
   await app.listen(config.get('PORT', { infer: true }), config.get('HOST', { infer: true }));
 }

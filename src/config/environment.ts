@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import 'reflect-metadata';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
@@ -20,6 +20,15 @@ export type NodeEnv = (typeof NODE_ENVS)[number];
 /** Nest's levels, most severe first: LOG_LEVEL keeps its own level and everything above it. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What an operator should know about a valid configuration, logged once the logger exists. */
+export function configurationWarnings(raw: Record<string, unknown>, env: Environment): string[] {
+  const warnings: string[] = [];
+  if (!raw.LITELLM_API_KEY && env.NODE_ENV !== 'production') {
+    warnings.push('LITELLM_API_KEY is not set: using the development key of `npm run litellm`. Set it in any shared environment.');
+  }
+  return warnings;
+}
 
 /** Used only outside production, so `npm start` works against `npm run litellm` with no setup. */
 export const DEVELOPMENT_LITELLM_API_KEY = 'sk-llm-gateway-dev';
@@ -94,6 +103,36 @@ export class Environment {
   @IsInt()
   @Min(0)
   ORG_CACHE_TTL_MS: number = 30_000;
+
+  /** Readiness also requires LiteLLM (right for a sidecar; false where LiteLLM is a shared service). */
+  @Transform(({ value }) => parseBoolean(value))
+  @IsBoolean()
+  HEALTH_READY_INCLUDE_LITELLM: boolean = true;
+
+  /** Time allowed to each dependency check of a health probe. */
+  @IsInt()
+  @Min(50)
+  HEALTH_CHECK_TIMEOUT_MS: number = 1_000;
+
+  /** After SIGTERM: how long the server keeps serving, readiness failing, before it stops accepting. */
+  @IsInt()
+  @Min(0)
+  SHUTDOWN_DRAIN_MS: number = 5_000;
+
+  /** After the drain: how long open streams may go on before they are ended with an error event. */
+  @IsInt()
+  @Min(0)
+  SHUTDOWN_STREAM_TIMEOUT_MS: number = 20_000;
+
+  @Transform(({ value }) => parseBoolean(value))
+  @IsBoolean()
+  METRICS_ENABLED: boolean = true;
+
+  /** Swagger UI at /docs and the document at /docs-json. Default: on, except in production. */
+  @IsOptional()
+  @Transform(({ value }) => parseBoolean(value))
+  @IsBoolean()
+  SWAGGER_ENABLED?: boolean;
 }
 
 function parseBoolean(value: unknown): unknown {
@@ -125,9 +164,6 @@ export function validateEnvironment(raw: Record<string, unknown>): Environment {
       problems.push('LITELLM_API_KEY: required when NODE_ENV=production (the LiteLLM master or virtual key)');
     } else {
       env.LITELLM_API_KEY = DEVELOPMENT_LITELLM_API_KEY;
-      new Logger('Config').warn(
-        'LITELLM_API_KEY is not set: using the development key of `npm run litellm`. Set it in any shared environment.',
-      );
     }
   }
 

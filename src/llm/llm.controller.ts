@@ -15,7 +15,9 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response';
+import { MODEL_HEADER } from '../common/request-observer';
 import { parseUuid } from '../common/validation';
+import { ShutdownService } from '../lifecycle/shutdown.service';
 import { abortOnClientDisconnect, sendChatEventStream } from './chat-event-stream';
 import { ChatRequestDto } from './dto/chat-request.dto';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
@@ -29,7 +31,6 @@ import {
 import { LlmService } from './llm.service';
 import { ModelCatalogService } from './model-catalog.service';
 
-export const MODEL_HEADER = 'x-llm-model';
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
 @ApiTags('llm')
@@ -43,6 +44,7 @@ export class LlmController {
   constructor(
     private readonly llm: LlmService,
     private readonly modelCatalog: ModelCatalogService,
+    private readonly shutdown: ShutdownService,
   ) {}
 
   @Post('chat')
@@ -54,10 +56,20 @@ export class LlmController {
     @Body() body: ChatRequestDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionResultDto | void> {
-    const signal = abortOnClientDisconnect(reply);
-    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal };
-    if (!body.stream) return this.llm.chatCompletion(body.messages, options);
-    await sendChatEventStream(reply, this.llm.streamChatCompletion(body.messages, options), signal);
+    const abort = abortOnClientDisconnect(reply);
+    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal: abort.signal };
+    if (!body.stream) {
+      const result = await this.llm.chatCompletion(body.messages, options);
+      void reply.header(MODEL_HEADER, result.model);
+      return result;
+    }
+    await sendChatEventStream({
+      reply,
+      events: this.llm.streamChatCompletion(body.messages, options),
+      abort,
+      headers: { [MODEL_HEADER]: this.llm.chatModelFor(body.model) },
+      trackStream: (end) => this.shutdown.trackStream(end),
+    });
   }
 
   @Post('organizations/:id/chat')
@@ -76,8 +88,8 @@ export class LlmController {
     @Body() body: ChatRequestDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<OrgChatCompletionResultDto | void> {
-    const signal = abortOnClientDisconnect(reply);
-    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal };
+    const abort = abortOnClientDisconnect(reply);
+    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal: abort.signal };
     if (!body.stream) {
       const result = await this.llm.chatCompletionForOrg(id, body.messages, options);
       void reply.header(MODEL_HEADER, result.model);
@@ -87,7 +99,13 @@ export class LlmController {
     const stream = await this.llm.streamChatCompletionForOrg(id, body.messages, options);
     const headers: Record<string, string> = { [MODEL_HEADER]: stream.model };
     if (stream.fallbackReason) headers[FALLBACK_REASON_HEADER] = stream.fallbackReason;
-    await sendChatEventStream(reply, stream.events, signal, headers);
+    await sendChatEventStream({
+      reply,
+      events: stream.events,
+      abort,
+      headers,
+      trackStream: (end) => this.shutdown.trackStream(end),
+    });
   }
 
   @Post('embeddings')
@@ -98,9 +116,15 @@ export class LlmController {
     schema: { oneOf: [{ $ref: getSchemaPath(EmbeddingResultDto) }, { $ref: getSchemaPath(EmbeddingBatchResultDto) }] },
   })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
-  async embeddings(@Body() body: EmbeddingsRequestDto): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
-    if (Array.isArray(body.input)) return this.llm.generateEmbeddings(body.input, body.model);
-    return this.llm.generateEmbedding(body.input, body.model);
+  async embeddings(
+    @Body() body: EmbeddingsRequestDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
+    const result = Array.isArray(body.input)
+      ? await this.llm.generateEmbeddings(body.input, body.model)
+      : await this.llm.generateEmbedding(body.input, body.model);
+    void reply.header(MODEL_HEADER, result.model);
+    return result;
   }
 
   @Get('models')

@@ -4,6 +4,7 @@ import { APIConnectionTimeoutError, APIError } from 'openai';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
 import { LlmError, LlmErrorCode } from './llm.errors';
+import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationPreferences, OrganizationsService } from '../organizations/organizations.service';
 import { LlmService } from './llm.service';
 import { ChatStreamEvent } from './llm.types';
@@ -35,7 +36,12 @@ function serviceWith(
   organizations = fakeOrganizations(),
 ): LlmService {
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ...env }));
-  return new LlmService({ client } as unknown as LlmClientProvider, config, organizations as unknown as OrganizationsService);
+  return new LlmService(
+    { client } as unknown as LlmClientProvider,
+    config,
+    organizations as unknown as OrganizationsService,
+    new MetricsService(),
+  );
 }
 
 async function* chunks(...items: object[]) {

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import type OpenAI from 'openai';
 import { Environment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
+import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationsService } from '../organizations/organizations.service';
 import { LlmError, LlmErrorCode, toLlmError } from './llm.errors';
 import {
@@ -57,14 +58,21 @@ export class LlmService {
     clientProvider: LlmClientProvider,
     config: ConfigService<Environment, true>,
     private readonly organizations: OrganizationsService,
+    private readonly metrics: MetricsService,
   ) {
     this.client = clientProvider.client;
     this.defaultChatModel = config.get('DEFAULT_CHAT_MODEL', { infer: true });
     this.defaultEmbeddingModel = config.get('DEFAULT_EMBEDDING_MODEL', { infer: true });
   }
 
+  /** The model a chat call asks LiteLLM for. */
+  chatModelFor(requested?: string): string {
+    return requested ?? this.defaultChatModel;
+  }
+
   async chatCompletion(messages: ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletionResult> {
-    const model = options.model ?? this.defaultChatModel;
+    const model = this.chatModelFor(options.model);
+    const startedAt = performance.now();
     try {
       const completion = await this.client.chat.completions.create(
         {
@@ -75,13 +83,14 @@ export class LlmService {
         },
         { signal: options.signal },
       );
+      this.metrics.recordUpstreamCall('chat', model, startedAt, 'success');
       return {
         content: completion.choices[0]?.message?.content ?? '',
         model: completion.model || model,
         usage: toTokenUsage(completion.usage),
       };
     } catch (error) {
-      throw toLlmError(error);
+      throw this.failed('chat', model, startedAt, error);
     }
   }
 
@@ -90,8 +99,10 @@ export class LlmService {
    * LiteLLM refused the request or failed in the middle of the stream.
    */
   async *streamChatCompletion(messages: ChatMessage[], options: ChatOptions = {}): AsyncGenerator<ChatStreamEvent> {
-    let model = options.model ?? this.defaultChatModel;
+    const requested = this.chatModelFor(options.model);
+    let model = requested;
     let usage: UpstreamUsage;
+    const startedAt = performance.now();
     try {
       const stream = await this.client.chat.completions.create(
         {
@@ -112,8 +123,9 @@ export class LlmService {
         if (content) yield { type: 'delta', content };
       }
     } catch (error) {
-      throw toLlmError(error);
+      throw this.failed('chat_stream', requested, startedAt, error);
     }
+    this.metrics.recordUpstreamCall('chat_stream', requested, startedAt, 'success');
     yield { type: 'done', model, usage: toTokenUsage(usage) };
   }
 
@@ -123,6 +135,7 @@ export class LlmService {
   }
 
   async generateEmbeddings(texts: string[], model = this.defaultEmbeddingModel): Promise<EmbeddingBatchResult> {
+    const startedAt = performance.now();
     try {
       const response = await this.client.embeddings.create({
         model,
@@ -130,11 +143,19 @@ export class LlmService {
         // The SDK's default base64 path costs CPU and garbles LiteLLM's mock vectors.
         encoding_format: 'float',
       });
+      this.metrics.recordUpstreamCall('embeddings', model, startedAt, 'success');
       const embeddings = [...response.data].sort((a, b) => a.index - b.index).map((item) => item.embedding);
       return { embeddings, model: response.model || model, dimensions: embeddings[0]?.length ?? 0 };
     } catch (error) {
-      throw toLlmError(error);
+      throw this.failed('embeddings', model, startedAt, error);
     }
+  }
+
+  /** Counts a failed call and returns it as an LlmError. */
+  private failed(operation: string, model: string, startedAt: number, error: unknown): LlmError {
+    const failure = toLlmError(error);
+    this.metrics.recordUpstreamCall(operation, model, startedAt, failure.code);
+    return failure;
   }
 
   /**
@@ -194,6 +215,7 @@ export class LlmService {
       this.logger.warn(
         `Organization ${organizationId}: ${primary} failed with ${failure.code}, trying fallback model ${fallback}`,
       );
+      this.metrics.fallbacks.inc({ reason: failure.code });
       try {
         return { value: await attempt(fallback), model: fallback, fallbackReason: failure.code };
       } catch (fallbackError) {

@@ -22,7 +22,11 @@ export function temporaryDataDir(): string {
  * database in a temporary DATA_DIR unless the suite names one.
  */
 export async function startGateway(env: Record<string, string | undefined>): Promise<RunningGateway> {
-  const defaults = { LOG_LEVEL: 'warn', DATA_DIR: env.DATA_DIR ?? process.env.DATA_DIR ?? temporaryDataDir() };
+  const defaults = {
+    LOG_LEVEL: 'warn',
+    DATA_DIR: env.DATA_DIR ?? process.env.DATA_DIR ?? temporaryDataDir(),
+    SHUTDOWN_DRAIN_MS: '0', // app.close() runs the shutdown sequence; tests need no drain
+  };
   for (const [key, value] of Object.entries({ ...defaults, ...env })) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;

@@ -1,0 +1,69 @@
+import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheckResult, HealthCheckService, HealthIndicatorFunction, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import type { FastifyReply } from 'fastify';
+import { Environment } from '../config/environment';
+import { ShutdownService } from '../lifecycle/shutdown.service';
+import { LiteLLMHealthIndicator } from './litellm.health';
+
+/** Probes for the orchestrator. No key needed; no dependency is called more than once per probe. */
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  private readonly readinessIncludesLiteLLM: boolean;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly database: TypeOrmHealthIndicator,
+    private readonly litellm: LiteLLMHealthIndicator,
+    private readonly shutdown: ShutdownService,
+    config: ConfigService<Environment, true>,
+  ) {
+    this.readinessIncludesLiteLLM = config.get('HEALTH_READY_INCLUDE_LITELLM', { infer: true });
+    this.timeoutMs = config.get('HEALTH_CHECK_TIMEOUT_MS', { infer: true });
+  }
+
+  @Get('live')
+  @ApiOperation({ summary: 'Liveness: the process answers. No dependency is checked; 200 while draining too.' })
+  @ApiOkResponse({ description: '{"status":"ok",...}' })
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @ApiOperation({
+    summary: 'Readiness: the database and (unless HEALTH_READY_INCLUDE_LITELLM=false) LiteLLM answer; 503 once shutdown begins',
+  })
+  @ApiOkResponse({ description: 'Ready' })
+  @ApiServiceUnavailableResponse({ description: "Terminus' details, naming what is down, or shutting down" })
+  async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<unknown> {
+    if (this.shutdown.isShuttingDown) {
+      void reply.status(503);
+      return { status: 'shutting_down', info: {}, error: {}, details: {} };
+    }
+    return this.run(reply, this.readinessIncludesLiteLLM);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Both checks with their details, for dashboards' })
+  @ApiOkResponse({ description: 'Everything is up' })
+  @ApiServiceUnavailableResponse({ description: 'Something is down; the details say what' })
+  async details(@Res({ passthrough: true }) reply: FastifyReply): Promise<unknown> {
+    return this.run(reply, true);
+  }
+
+  /** Terminus throws its 503 with the details as the body; they are what the caller needs, so they are sent as they are. */
+  private async run(reply: FastifyReply, includeLiteLLM: boolean): Promise<unknown> {
+    const checks: HealthIndicatorFunction[] = [() => this.database.pingCheck('database').withTimeout(this.timeoutMs)];
+    if (includeLiteLLM) checks.push(() => this.litellm.isLive('litellm'));
+    try {
+      return await this.health.check(checks);
+    } catch (error) {
+      if (!(error instanceof ServiceUnavailableException)) throw error;
+      void reply.status(503);
+      return error.getResponse();
+    }
+  }
+}

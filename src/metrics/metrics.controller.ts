@@ -1,0 +1,28 @@
+import { Controller, Get, Header, NotFoundException } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Environment } from '../config/environment';
+import { MetricsService } from './metrics.service';
+
+@ApiTags('operations')
+@Controller('metrics')
+export class MetricsController {
+  private readonly enabled: boolean;
+
+  constructor(
+    private readonly metrics: MetricsService,
+    config: ConfigService<Environment, true>,
+  ) {
+    this.enabled = config.get('METRICS_ENABLED', { infer: true });
+  }
+
+  @Get()
+  @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+  @ApiOperation({ summary: 'Prometheus metrics (METRICS_ENABLED=false turns this off)' })
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ description: 'Prometheus text exposition format' })
+  async metricsText(): Promise<string> {
+    if (!this.enabled) throw new NotFoundException();
+    return this.metrics.registry.metrics();
+  }
+}

@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (not prom-client's global one), so that
+ * several app instances in one process, as in the tests, do not collide.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly httpRequestDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Duration of HTTP requests, by route template and status',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly httpRequestsInFlight = new Gauge({
+    name: 'http_requests_in_flight',
+    help: 'HTTP requests being served (streams included)',
+    registers: [this.registry],
+  });
+
+  readonly upstreamRequests = new Counter({
+    name: 'llm_upstream_requests_total',
+    help: 'Calls to LiteLLM, by model, operation and outcome (success or the error code)',
+    labelNames: ['model', 'operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'llm_upstream_request_duration_seconds',
+    help: 'Duration of calls to LiteLLM (streams: until the last event), by model and operation',
+    labelNames: ['model', 'operation'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  readonly fallbacks = new Counter({
+    name: 'llm_fallbacks_total',
+    help: "Organization calls served by the fallback model, by the primary model's error code",
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts one call to LiteLLM and times it. */
+  recordUpstreamCall(operation: string, model: string, startedAt: number, outcome: string): void {
+    this.upstreamRequests.inc({ model, operation, outcome });
+    this.upstreamDuration.observe({ model, operation }, (performance.now() - startedAt) / 1000);
+  }
+}
