@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
+import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { requestIdFor } from './common/request-id';
@@ -39,7 +40,8 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   // gateway's budget for its own hop is small (see docs/benchmarks.md).
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
-    disableRequestLogging: true, // one line per request is written by observeRequests()
+    // One line per request is written by observeRequests(), not by Fastify.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestIdFor,
     requestIdHeader: false,
     // While the server closes, requests already on a connection are served, not answered 503.

@@ -72,5 +72,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   void reply
     .status(described.statusCode)
     .headers(described.headers)
+    // A route may have declared another content type (GET /metrics does); errors are always JSON.
+    .type('application/json; charset=utf-8')
     .send(errorResponse(described.statusCode, described.code, described.message, request.id));
 }

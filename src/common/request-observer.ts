@@ -37,7 +37,8 @@ export function observeRequests(fastify: FastifyInstance, metrics: MetricsServic
         route,
         statusCode,
         durationMs: Math.round(durationMs * 10) / 10,
-        model: reply.raw.getHeader(MODEL_HEADER),
+        // Set through Fastify on plain replies, straight on the socket response on streamed ones.
+        model: reply.getHeader(MODEL_HEADER) ?? reply.raw.getHeader(MODEL_HEADER),
         organizationId: route.startsWith('/v1/organizations/:id') ? params?.id : undefined,
         ...(completed ? {} : { clientClosed: true }),
       };

@@ -20,6 +20,15 @@ describe('validateEnvironment', () => {
     expect(validateEnvironment({ PORT: '8080', LLM_TIMEOUT_MS: '5000' })).toMatchObject({ PORT: 8080, LLM_TIMEOUT_MS: 5000 });
   });
 
+  it('reads booleans from true/false/1/0 and rejects anything else', () => {
+    expect(validateEnvironment({ MIGRATIONS_RUN: 'false', METRICS_ENABLED: '0', SWAGGER_ENABLED: 'true' })).toMatchObject({
+      MIGRATIONS_RUN: false,
+      METRICS_ENABLED: false,
+      SWAGGER_ENABLED: true,
+    });
+    expect(() => validateEnvironment({ MIGRATIONS_RUN: 'yes' })).toThrow(/MIGRATIONS_RUN="yes": MIGRATIONS_RUN must be a boolean value/);
+  });
+
   it('names every bad variable in one error', () => {
     expect(() =>
       validateEnvironment({ PORT: '70000', LITELLM_URL: 'not a url', LLM_MAX_RETRIES: '-1', NODE_ENV: 'staging' }),

@@ -17,8 +17,8 @@ import {
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
 
-/** Nest's levels, most severe first: LOG_LEVEL keeps its own level and everything above it. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'] as const;
+/** pino's levels, most severe first: LOG_LEVEL keeps its own level and everything above it. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What an operator should know about a valid configuration, logged once the logger exists. */
@@ -50,7 +50,7 @@ export class Environment {
   HOST: string = '0.0.0.0';
 
   @IsIn(LOG_LEVELS)
-  LOG_LEVEL: LogLevel = 'log';
+  LOG_LEVEL: LogLevel = 'info';
 
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   LITELLM_URL: string = 'http://localhost:4000';
@@ -95,7 +95,7 @@ export class Environment {
   DATA_DIR: string = './.data';
 
   /** Apply pending migrations at boot. */
-  @Transform(({ value }) => parseBoolean(value))
+  @Transform(({ obj, key }) => parseBoolean(obj[key]))
   @IsBoolean()
   MIGRATIONS_RUN: boolean = true;
 
@@ -105,7 +105,7 @@ export class Environment {
   ORG_CACHE_TTL_MS: number = 30_000;
 
   /** Readiness also requires LiteLLM (right for a sidecar; false where LiteLLM is a shared service). */
-  @Transform(({ value }) => parseBoolean(value))
+  @Transform(({ obj, key }) => parseBoolean(obj[key]))
   @IsBoolean()
   HEALTH_READY_INCLUDE_LITELLM: boolean = true;
 
@@ -124,13 +124,13 @@ export class Environment {
   @Min(0)
   SHUTDOWN_STREAM_TIMEOUT_MS: number = 20_000;
 
-  @Transform(({ value }) => parseBoolean(value))
+  @Transform(({ obj, key }) => parseBoolean(obj[key]))
   @IsBoolean()
   METRICS_ENABLED: boolean = true;
 
   /** Swagger UI at /docs and the document at /docs-json. Default: on, except in production. */
   @IsOptional()
-  @Transform(({ value }) => parseBoolean(value))
+  @Transform(({ obj, key }) => parseBoolean(obj[key]))
   @IsBoolean()
   SWAGGER_ENABLED?: boolean;
 }

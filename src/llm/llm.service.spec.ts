@@ -156,6 +156,23 @@ describe('LlmService', () => {
       ]);
     });
 
+    it('does not report an aborted stream as complete', async () => {
+      const client = fakeClient();
+      const abort = new AbortController();
+      // Like the SDK's own stream: it stops quietly when its request is aborted.
+      client.chat.completions.create.mockResolvedValue(
+        (async function* () {
+          yield { model: 'gpt-4o', choices: [{ delta: { content: 'par' } }] };
+          abort.abort();
+        })(),
+      );
+
+      const events = serviceWith(client).streamChatCompletion(messages, { signal: abort.signal });
+
+      expect((await events.next()).value).toEqual({ type: 'delta', content: 'par' });
+      await expect(events.next()).rejects.toMatchObject({ code: LlmErrorCode.REQUEST_ABORTED });
+    });
+
     it('throws a failure in the middle of the stream as an LlmError', async () => {
       const client = fakeClient();
       client.chat.completions.create.mockResolvedValue(

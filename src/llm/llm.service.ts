@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type OpenAI from 'openai';
+import { APIUserAbortError } from 'openai';
 import { Environment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
 import { MetricsService } from '../metrics/metrics.service';
@@ -122,6 +123,8 @@ export class LlmService {
         const content = chunk.choices?.[0]?.delta?.content;
         if (content) yield { type: 'delta', content };
       }
+      // The SDK ends an aborted stream quietly, as if it were complete: it is not.
+      if (options.signal?.aborted) throw new APIUserAbortError();
     } catch (error) {
       throw this.failed('chat_stream', requested, startedAt, error);
     }

@@ -2,15 +2,6 @@ import { LoggerService } from '@nestjs/common';
 import pino, { DestinationStream, Logger as PinoLogger } from 'pino';
 import { LogLevel } from '../config/environment';
 
-const PINO_LEVELS: Record<LogLevel, pino.Level> = {
-  fatal: 'fatal',
-  error: 'error',
-  warn: 'warn',
-  log: 'info',
-  debug: 'debug',
-  verbose: 'trace',
-};
-
 /**
  * Paths that could carry a secret if an object holding one is ever logged. The gateway logs no
  * headers and no bodies (prompts and completions never reach the log); this is the second line.
@@ -31,7 +22,7 @@ const REDACTED_PATHS = [
 export function createLogger(level: LogLevel, destination?: DestinationStream): PinoLogger {
   return pino(
     {
-      level: PINO_LEVELS[level],
+      level,
       base: { service: 'llm-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -117,6 +117,7 @@ export class FakeUpstream {
       return this.sendJson(response, script.status, script.body ?? { error: { message: 'scripted failure' } }, script.headers);
     }
 
+    if (record.path === '/health/liveliness') return this.sendJson(response, 200, "I'm alive!");
     if (record.path.endsWith('/chat/completions')) return this.chat(record.body, script, response);
     if (record.path.endsWith('/embeddings')) return this.embeddings(record.body, response);
     if (record.path.endsWith('/models')) {

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../src/app.factory';
+import { createApp, CreateAppOptions } from '../../src/app.factory';
 
 export interface RunningGateway {
   app: NestFastifyApplication;
@@ -21,7 +21,10 @@ export function temporaryDataDir(): string {
  * which is where the app reads its configuration from. Without DATABASE_URL the app uses an embedded
  * database in a temporary DATA_DIR unless the suite names one.
  */
-export async function startGateway(env: Record<string, string | undefined>): Promise<RunningGateway> {
+export async function startGateway(
+  env: Record<string, string | undefined>,
+  options: CreateAppOptions = {},
+): Promise<RunningGateway> {
   const defaults = {
     LOG_LEVEL: 'warn',
     DATA_DIR: env.DATA_DIR ?? process.env.DATA_DIR ?? temporaryDataDir(),
@@ -31,7 +34,7 @@ export async function startGateway(env: Record<string, string | undefined>): Pro
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }
-  const app = await createApp();
+  const app = await createApp(options);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };
