@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -36,6 +37,7 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
         LOG_LEVEL: 'info',
         SHUTDOWN_DRAIN_MS: '1500',
         SHUTDOWN_STREAM_TIMEOUT_MS: '1000',
+        SWAGGER_ENABLED: 'true',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -65,6 +67,11 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
       req.end(body ? JSON.stringify(body) : undefined);
     });
   }
+
+  it('serves the committed openapi.json: the production build and the tests generate the same document', async () => {
+    const served = await call('GET', '/docs-json');
+    expect(JSON.parse(served.text)).toEqual(JSON.parse(readFileSync(join(PROJECT_ROOT, 'openapi.json'), 'utf8')));
+  });
 
   it('serves every accepted request through a SIGTERM under load, ends open streams, and exits 0', async () => {
     upstream.respondNext({ stallAfterChunks: 1 }); // the stream below: one delta, then silence
