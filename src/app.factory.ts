@@ -4,6 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
+import { CallerKeys, parseKeyList } from './auth/caller-keys';
+import helmet from '@fastify/helmet';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
@@ -19,6 +21,10 @@ export function buildOpenApiDocument(app: NestFastifyApplication) {
     .setTitle('llm-gateway')
     .setDescription('Chat completions and embeddings for sibling services, served through LiteLLM.')
     .setVersion('1')
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', description: 'A key from GATEWAY_API_KEYS, or GATEWAY_ADMIN_API_KEYS for admin routes' },
+      'api-key',
+    )
     .build();
   return SwaggerModule.createDocument(app, config);
 }
@@ -32,6 +38,15 @@ export interface CreateAppOptions {
 export async function createApp(options: CreateAppOptions = {}): Promise<NestFastifyApplication> {
   // Validated here, before Nest starts, so a bad configuration is one plain error listing every problem.
   const environment = validateEnvironment(process.env);
+  const callerKeys = CallerKeys.fromLists(
+    parseKeyList(environment.GATEWAY_API_KEYS),
+    parseKeyList(environment.GATEWAY_ADMIN_API_KEYS),
+  );
+  // From here on only the digests exist: the plain caller keys are not kept anywhere.
+  delete environment.GATEWAY_API_KEYS;
+  delete environment.GATEWAY_ADMIN_API_KEYS;
+  delete process.env.GATEWAY_API_KEYS;
+  delete process.env.GATEWAY_ADMIN_API_KEYS;
   const logger = createLogger(environment.LOG_LEVEL, options.logDestination);
   const nestLogger = new NestPinoLogger(logger);
   for (const warning of configurationWarnings(process.env, environment)) nestLogger.warn(warning, 'Config');
@@ -46,8 +61,16 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
     requestIdHeader: false,
     // While the server closes, requests already on a connection are served, not answered 503.
     return503OnClosing: false,
+    // A client gets REQUEST_TIMEOUT_MS to send its whole request and at most 10 s for the headers; Node
+    // checks every second, not every 30 s, so a slow client is cut off close to its deadline.
+    requestTimeout: environment.REQUEST_TIMEOUT_MS,
+    http: {
+      requestTimeout: environment.REQUEST_TIMEOUT_MS,
+      headersTimeout: Math.min(10_000, environment.REQUEST_TIMEOUT_MS),
+      connectionsCheckingInterval: 1_000,
+    },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(environment), adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(environment, callerKeys), adapter, {
     abortOnError: false,
     logger: nestLogger,
     // Nest would add form parsing; the gateway takes JSON only (see useBodyParser below).
@@ -57,6 +80,12 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
 
   const fastify = app.getHttpAdapter().getInstance();
   observeRequests(fastify, app.get(MetricsService));
+  await app.register(helmet, {
+    // An API: no framing, no referrer. The default CSP ('self' scripts and styles) suits Swagger UI.
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+  });
 
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
   fastify.removeAllContentTypeParsers();
@@ -73,7 +102,10 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   app.useGlobalFilters(new AllExceptionsFilter());
 
   if (environment.SWAGGER_ENABLED ?? environment.NODE_ENV !== 'production') {
-    SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+    SwaggerModule.setup('docs', app, buildOpenApiDocument(app), {
+      jsonDocumentUrl: 'docs-json',
+      swaggerOptions: { persistAuthorization: true },
+    });
   }
   return app;
 }

@@ -1,6 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuthModule } from './auth/auth.module';
+import { CallerKeys } from './auth/caller-keys';
 import { Environment } from './config/environment';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
@@ -12,7 +14,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
 @Module({})
 export class AppModule {
   /** Takes the environment createApp() validated, so it is read when the app is created, not when imported. */
-  static forRoot(environment: Environment): DynamicModule {
+  static forRoot(environment: Environment, callerKeys: CallerKeys): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -34,6 +36,7 @@ export class AppModule {
             retryDelay: 2_000,
           }),
         }),
+        AuthModule.forRoot(callerKeys),
         LifecycleModule,
         MetricsModule,
         OrganizationsModule,

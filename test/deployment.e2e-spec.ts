@@ -58,7 +58,11 @@ describe('deployment files', () => {
   });
 
   it("gives the gateway an environment its own schema accepts, pointing at the other two services", () => {
-    const hostEnv = { LITELLM_MASTER_KEY: 'sk-compose-test', LITELLM_SALT_KEY: 'sk-salt' };
+    const hostEnv = {
+      LITELLM_MASTER_KEY: 'sk-compose-test',
+      LITELLM_SALT_KEY: 'sk-salt',
+      GATEWAY_API_KEYS: 'compose-caller-key-0123456789',
+    };
     const environment = Object.fromEntries(
       Object.entries(gateway.environment as Record<string, string>).map(([key, value]) => [key, interpolate(String(value), hostEnv)]),
     );

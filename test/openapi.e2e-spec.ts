@@ -5,6 +5,7 @@ import { readJson, startGateway } from './support/gateway';
 import { PROJECT_ROOT } from './support/litellm';
 
 const COMMITTED = join(PROJECT_ROOT, 'openapi.json');
+const PRODUCTION_KEY = 'openapi-test-key-0123456789';
 
 /** The committed openapi.json is what the code generates; `npm run openapi` rewrites it. */
 describe('OpenAPI document', () => {
@@ -51,14 +52,14 @@ describe('OpenAPI document', () => {
   });
 
   it('is off in production unless SWAGGER_ENABLED=true', async () => {
-    const production = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', SWAGGER_ENABLED: undefined });
+    const production = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: undefined });
     try {
       expect((await fetch(`${production.url}/docs-json`)).status).toBe(404);
       expect((await fetch(`${production.url}/docs`)).status).toBe(404);
     } finally {
       await production.close();
     }
-    const opted = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', SWAGGER_ENABLED: 'true' });
+    const opted = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: 'true' });
     try {
       expect((await fetch(`${opted.url}/docs-json`)).status).toBe(200);
     } finally {

@@ -13,6 +13,8 @@ import { PROJECT_ROOT } from './support/litellm';
  * sends it: readiness fails at once, the gateway keeps serving while the "load balancer" (this test)
  * notices, in-flight requests finish, open streams end with an error event, and the process exits 0.
  */
+const CALLER_KEY = 'shutdown-test-key-0123456789';
+
 describe('graceful shutdown (production build, real PostgreSQL)', () => {
   const upstream = new FakeUpstream();
   let database: TestDatabase;
@@ -33,6 +35,7 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
         HOST: '127.0.0.1',
         LITELLM_URL: upstream.url,
         LITELLM_API_KEY: 'sk-test',
+        GATEWAY_API_KEYS: CALLER_KEY,
         DATABASE_URL: database.url,
         LOG_LEVEL: 'info',
         SHUTDOWN_DRAIN_MS: '1500',
@@ -56,7 +59,8 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
     return new Promise((resolve, reject) => {
       // A connection per request, as from many callers: after the server stops listening, a new call is
       // refused outright (ECONNREFUSED) rather than sent on a connection that is closing.
-      const req = request(`${baseUrl}${path}`, { method, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` };
+      const req = request(`${baseUrl}${path}`, { method, agent: false, headers }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));

@@ -28,14 +28,18 @@ export function describeError(error: unknown): DescribedError | undefined {
     return { statusCode: error.httpStatus, code: error.code, message: error.message, headers };
   }
   if (error instanceof HttpException) {
-    // Our own exceptions may carry `{ code, message, retryAfter }` as their response.
+    // Our own exceptions may carry `{ code, message, retryAfter, headers }` as their response.
     const response = error.getResponse();
-    const { code, retryAfter } = (typeof response === 'object' ? response : {}) as { code?: unknown; retryAfter?: unknown };
+    const { code, retryAfter, headers } = (typeof response === 'object' ? response : {}) as {
+      code?: unknown;
+      retryAfter?: unknown;
+      headers?: Record<string, string>;
+    };
     return {
       statusCode: error.getStatus(),
       code: typeof code === 'string' ? code : codeForStatus(error.getStatus()),
       message: messageOf(response, error.message),
-      headers: typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : {},
+      headers: { ...headers, ...(typeof retryAfter === 'string' && { 'retry-after': retryAfter }) },
     };
   }
   if (isClientError(error)) {

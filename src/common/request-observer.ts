@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { MetricsService } from '../metrics/metrics.service';
 import { REQUEST_ID_HEADER } from './request-id';
 
@@ -40,6 +41,7 @@ export function observeRequests(fastify: FastifyInstance, metrics: MetricsServic
         // Set through Fastify on plain replies, straight on the socket response on streamed ones.
         model: reply.getHeader(MODEL_HEADER) ?? reply.raw.getHeader(MODEL_HEADER),
         organizationId: route.startsWith('/v1/organizations/:id') ? params?.id : undefined,
+        callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
         ...(completed ? {} : { clientClosed: true }),
       };
       if (QUIET_ROUTES.has(route)) request.log.debug(fields, 'request completed');

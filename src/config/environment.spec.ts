@@ -1,4 +1,4 @@
-import { DEVELOPMENT_LITELLM_API_KEY, validateEnvironment } from './environment';
+import { configurationWarnings, DEVELOPMENT_LITELLM_API_KEY, validateEnvironment } from './environment';
 
 describe('validateEnvironment', () => {
   it('applies the documented defaults', () => {
@@ -41,7 +41,36 @@ describe('validateEnvironment', () => {
 
   it('requires LITELLM_API_KEY in production', () => {
     expect(() => validateEnvironment({ NODE_ENV: 'production' })).toThrow(/LITELLM_API_KEY: required when NODE_ENV=production/);
-    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod' }).LITELLM_API_KEY).toBe('sk-prod');
+    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: 'k'.repeat(16) }).LITELLM_API_KEY).toBe(
+      'sk-prod',
+    );
+  });
+
+  it('refuses to start in production without caller keys', () => {
+    expect(() => validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod' })).toThrow(
+      /at least one caller key is required when NODE_ENV=production/,
+    );
+    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_ADMIN_API_KEYS: 'a'.repeat(16) }).NODE_ENV).toBe(
+      'production',
+    );
+  });
+
+  it('refuses short caller keys and keys with spaces, without printing them', () => {
+    expect(() => validateEnvironment({ GATEWAY_API_KEYS: 'short' })).toThrow(/every key needs 16\+ printable characters/);
+    expect(() => validateEnvironment({ GATEWAY_API_KEYS: 'a'.repeat(16) + ', with space in it!!' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('with space') }),
+    );
+  });
+
+  it('warns, outside production, when authentication is off or the LiteLLM key is the development one', () => {
+    const raw = {};
+    const warnings = configurationWarnings(raw, validateEnvironment(raw));
+    expect(warnings).toEqual([
+      expect.stringContaining('caller authentication is OFF'),
+      expect.stringContaining('LITELLM_API_KEY is not set'),
+    ]);
+    const configured = { GATEWAY_API_KEYS: 'k'.repeat(20), LITELLM_API_KEY: 'sk-x' };
+    expect(configurationWarnings(configured, validateEnvironment(configured))).toEqual([]);
   });
 
   it('never prints the value of a secret in its error', () => {

@@ -24,6 +24,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** What an operator should know about a valid configuration, logged once the logger exists. */
 export function configurationWarnings(raw: Record<string, unknown>, env: Environment): string[] {
   const warnings: string[] = [];
+  if (!env.GATEWAY_API_KEYS && !env.GATEWAY_ADMIN_API_KEYS) {
+    warnings.push('GATEWAY_API_KEYS and GATEWAY_ADMIN_API_KEYS are not set: caller authentication is OFF. Never run so in a shared environment.');
+  }
   if (!raw.LITELLM_API_KEY && env.NODE_ENV !== 'production') {
     warnings.push('LITELLM_API_KEY is not set: using the development key of `npm run litellm`. Set it in any shared environment.');
   }
@@ -128,6 +131,21 @@ export class Environment {
   @IsBoolean()
   METRICS_ENABLED: boolean = true;
 
+  /** Keys callers may use for the model routes and to read organizations; comma-separated. */
+  @IsOptional()
+  @IsString()
+  GATEWAY_API_KEYS?: string;
+
+  /** Keys that may also create, change and delete organizations; comma-separated. */
+  @IsOptional()
+  @IsString()
+  GATEWAY_ADMIN_API_KEYS?: string;
+
+  /** Longest time a client may take to send a whole request (a slow client cannot hold a connection). */
+  @IsInt()
+  @Min(1_000)
+  REQUEST_TIMEOUT_MS: number = 30_000;
+
   /** Swagger UI at /docs and the document at /docs-json. Default: on, except in production. */
   @IsOptional()
   @Transform(({ obj, key }) => parseBoolean(obj[key]))
@@ -142,6 +160,7 @@ function parseBoolean(value: unknown): unknown {
 }
 
 const SECRET_NAME = /KEY|SECRET|PASSWORD|DATABASE_URL/;
+const MIN_CALLER_KEY_LENGTH = 16;
 
 /**
  * ConfigModule's `validate` hook: converts strings to numbers, applies defaults and throws ONE error
@@ -165,6 +184,18 @@ export function validateEnvironment(raw: Record<string, unknown>): Environment {
     } else {
       env.LITELLM_API_KEY = DEVELOPMENT_LITELLM_API_KEY;
     }
+  }
+
+  const callerKeys = [env.GATEWAY_API_KEYS, env.GATEWAY_ADMIN_API_KEYS].flatMap((list) =>
+    (list ?? '').split(',').map((key) => key.trim()).filter(Boolean),
+  );
+  if (callerKeys.some((key) => key.length < MIN_CALLER_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key))) {
+    problems.push(
+      `GATEWAY_API_KEYS / GATEWAY_ADMIN_API_KEYS: every key needs ${MIN_CALLER_KEY_LENGTH}+ printable characters, without spaces`,
+    );
+  }
+  if (callerKeys.length === 0 && env.NODE_ENV === 'production') {
+    problems.push('GATEWAY_API_KEYS / GATEWAY_ADMIN_API_KEYS: at least one caller key is required when NODE_ENV=production');
   }
 
   if (problems.length > 0) {

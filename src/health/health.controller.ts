@@ -3,12 +3,14 @@ import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, HealthIndicatorFunction, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
+import { Public } from '../auth/auth.decorators';
 import { Environment } from '../config/environment';
 import { ShutdownService } from '../lifecycle/shutdown.service';
 import { LiteLLMHealthIndicator } from './litellm.health';
 
 /** Probes for the orchestrator. No key needed; no dependency is called more than once per probe. */
 @ApiTags('health')
+@Public()
 @Controller('health')
 export class HealthController {
   private readonly readinessIncludesLiteLLM: boolean;

@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/commo
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
+  ApiBearerAuth,
   ApiExtraModels,
   ApiGatewayTimeoutResponse,
   ApiNotFoundResponse,
@@ -11,6 +12,7 @@ import {
   ApiServiceUnavailableResponse,
   ApiTags,
   ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
@@ -34,6 +36,8 @@ import { ModelCatalogService } from './model-catalog.service';
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
 @ApiTags('llm')
+@ApiBearerAuth('api-key')
+@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
 @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body (each bad field named), or MODEL_NOT_FOUND' })
 @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited upstream; Retry-After passed on' })
 @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'LiteLLM or the provider failed, or refused our key' })

@@ -1,10 +1,12 @@
 import { Controller, Get, Header, NotFoundException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Public } from '../auth/auth.decorators';
 import { Environment } from '../config/environment';
 import { MetricsService } from './metrics.service';
 
 @ApiTags('operations')
+@Public()
 @Controller('metrics')
 export class MetricsController {
   private readonly enabled: boolean;

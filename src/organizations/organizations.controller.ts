@@ -1,14 +1,18 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBearerAuth,
   ApiConflictResponse,
+  ApiForbiddenResponse,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import { AdminOnly } from '../auth/auth.decorators';
 import { ErrorResponseDto } from '../common/error-response';
 import { parseUuid } from '../common/validation';
 import {
@@ -21,6 +25,8 @@ import {
 import { OrganizationsService } from './organizations.service';
 
 @ApiTags('organizations')
+@ApiBearerAuth('api-key')
+@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
 @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body or id, a model LiteLLM does not serve, or fallback = primary' })
 @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database, or LiteLLM (to check models), is unreachable' })
 @Controller('v1/organizations')
@@ -28,6 +34,8 @@ export class OrganizationsController {
   constructor(private readonly organizations: OrganizationsService) {}
 
   @Post()
+  @AdminOnly()
+  @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'The key is not an admin key' })
   @ApiCreatedResponse({ type: OrganizationDto })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'An organization with this id exists' })
   async create(@Body() body: CreateOrganizationDto): Promise<OrganizationDto> {
@@ -49,6 +57,8 @@ export class OrganizationsController {
   }
 
   @Patch(':id')
+  @AdminOnly()
+  @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'The key is not an admin key' })
   @ApiOkResponse({ type: OrganizationDto })
   @ApiNotFoundResponse({ type: ErrorResponseDto })
   async update(@Param('id', parseUuid) id: string, @Body() body: UpdateOrganizationDto): Promise<OrganizationDto> {
@@ -56,6 +66,8 @@ export class OrganizationsController {
   }
 
   @Delete(':id')
+  @AdminOnly()
+  @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'The key is not an admin key' })
   @HttpCode(204)
   @ApiNoContentResponse()
   @ApiNotFoundResponse({ type: ErrorResponseDto })

@@ -18,7 +18,10 @@ import {
 } from 'class-validator';
 import { CHAT_ROLES, ChatRole } from '../llm.types';
 
+/** Caps that keep one request from monopolising the gateway or the budget; each 400 names its limit. */
 export const MAX_CHAT_MESSAGES = 256;
+export const MAX_MESSAGE_CHARS = 100_000;
+export const MAX_COMPLETION_TOKENS = 32_768;
 
 // class-validator runs a property's decorators bottom-up and the pipe stops at the first failure, so the
 // type check sits closest to the property: a missing field is reported as missing, not as too long.
@@ -29,6 +32,7 @@ export class ChatMessageDto {
   role!: ChatRole;
 
   @ApiProperty({ example: 'Write a haiku about gateways.' })
+  @MaxLength(MAX_MESSAGE_CHARS)
   @IsString()
   content!: string;
 }
@@ -59,6 +63,7 @@ export class ChatRequestDto {
 
   /** Upper bound on the completion's tokens. */
   @IsOptional()
+  @Max(MAX_COMPLETION_TOKENS)
   @Min(1)
   @IsInt()
   maxTokens?: number;

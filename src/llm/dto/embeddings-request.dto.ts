@@ -2,9 +2,11 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsOptional, IsString, MaxLength, MinLength, ValidateBy } from 'class-validator';
 
 export const MAX_EMBEDDING_BATCH = 256;
+/** About the 8,191-token input limit of OpenAI's embedding models. */
+export const MAX_EMBEDDING_INPUT_CHARS = 32_000;
 
 function isEmbeddingInput(value: unknown): boolean {
-  const isText = (item: unknown) => typeof item === 'string' && item.length > 0;
+  const isText = (item: unknown) => typeof item === 'string' && item.length > 0 && item.length <= MAX_EMBEDDING_INPUT_CHARS;
   if (Array.isArray(value)) return value.length > 0 && value.length <= MAX_EMBEDDING_BATCH && value.every(isText);
   return isText(value);
 }
@@ -13,8 +15,13 @@ export class EmbeddingsRequestDto {
   /** One text, or a batch of texts embedded in one call. */
   @ApiProperty({
     oneOf: [
-      { type: 'string', example: 'The quick brown fox' },
-      { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: MAX_EMBEDDING_BATCH },
+      { type: 'string', example: 'The quick brown fox', minLength: 1, maxLength: MAX_EMBEDDING_INPUT_CHARS },
+      {
+        type: 'array',
+        items: { type: 'string', minLength: 1, maxLength: MAX_EMBEDDING_INPUT_CHARS },
+        minItems: 1,
+        maxItems: MAX_EMBEDDING_BATCH,
+      },
     ],
   })
   @ValidateBy({
@@ -22,7 +29,8 @@ export class EmbeddingsRequestDto {
     validator: {
       validate: isEmbeddingInput,
       defaultMessage: () =>
-        `input must be a non-empty string or an array of 1 to ${MAX_EMBEDDING_BATCH} non-empty strings`,
+        `input must be a non-empty string or an array of 1 to ${MAX_EMBEDDING_BATCH} non-empty strings, ` +
+        `each at most ${MAX_EMBEDDING_INPUT_CHARS} characters`,
     },
   })
   input!: string | string[];
