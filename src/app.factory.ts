@@ -9,6 +9,7 @@ import helmet from '@fastify/helmet';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { registerJsonBodyParser } from './common/json-body-parser';
 import { requestIdFor } from './common/request-id';
 import { observeRequests } from './common/request-observer';
 import { validationExceptionFactory } from './common/validation';
@@ -88,8 +89,7 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   });
 
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
-  fastify.removeAllContentTypeParsers();
-  app.useBodyParser('application/json', { bodyLimit: config.get('BODY_LIMIT_BYTES', { infer: true }) });
+  registerJsonBodyParser(fastify, config.get('BODY_LIMIT_BYTES', { infer: true }));
   app.useGlobalPipes(
     new ValidationPipe({
       whitelist: true,

@@ -52,6 +52,14 @@ describe('LLM routes (gateway → fake upstream)', () => {
       });
     });
 
+    it('treats null in an optional field as absent, and never sends it upstream', async () => {
+      const response = await chat({ ...hello, model: null, temperature: null, maxTokens: null, stream: null });
+
+      expect(response.status).toBe(200);
+      const [sent] = upstream.requestsTo('/chat/completions');
+      expect(sent.body).toEqual({ model: 'gpt-4o', messages: hello.messages });
+    });
+
     it('uses DEFAULT_CHAT_MODEL when the body names none', async () => {
       await chat(hello);
       expect(upstream.requestsTo('/chat/completions')[0].body.model).toBe('gpt-4o');

@@ -177,6 +177,16 @@ describe('security baseline', () => {
       },
     );
 
+    it('rejects JSON nested deeper than 32 levels before validating it', async () => {
+      const response = await fetch(`${gateway.url}/v1/chat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...as(CALLER_KEY) },
+        body: `{"messages":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+      });
+      expect(response.status).toBe(400);
+      expect((await readJson(response)).message).toBe('JSON nested deeper than 32 levels');
+    });
+
     it.each([
       ['__proto__', '{"messages":[{"role":"user","content":"x"}],"__proto__":{"isAdmin":true}}'],
       ['constructor.prototype', '{"messages":[{"role":"user","content":"x"}],"constructor":{"prototype":{"isAdmin":true}}}'],

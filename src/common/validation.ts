@@ -1,4 +1,5 @@
 import { BadRequestException, ParseUUIDPipe, ValidationError } from '@nestjs/common';
+import { ValidateIf } from 'class-validator';
 
 /** `messages.0.role must be one of ...`: every failed constraint, with the path to the field. */
 function flatten(errors: ValidationError[], parentPath = ''): string[] {
@@ -19,3 +20,6 @@ export function validationExceptionFactory(errors: ValidationError[]): BadReques
 export const parseUuid = new ParseUUIDPipe({
   exceptionFactory: () => new BadRequestException({ code: 'VALIDATION_FAILED', message: 'id must be a UUID' }),
 });
+
+/** Like @IsOptional(), but null is validated (and so refused) rather than waved through as absent. */
+export const IsOptionalNotNull = () => ValidateIf((_object, value) => value !== undefined);

@@ -35,6 +35,16 @@ import { ModelCatalogService } from './model-catalog.service';
 
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
+/** null in an optional field means "not given"; it is never sent upstream. */
+function chatOptions(body: ChatRequestDto, signal: AbortSignal) {
+  return {
+    model: body.model ?? undefined,
+    temperature: body.temperature ?? undefined,
+    maxTokens: body.maxTokens ?? undefined,
+    signal,
+  };
+}
+
 @ApiTags('llm')
 @ApiBearerAuth('api-key')
 @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
@@ -61,7 +71,7 @@ export class LlmController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionResultDto | void> {
     const abort = abortOnClientDisconnect(reply);
-    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal: abort.signal };
+    const options = chatOptions(body, abort.signal);
     if (!body.stream) {
       const result = await this.llm.chatCompletion(body.messages, options);
       void reply.header(MODEL_HEADER, result.model);
@@ -71,7 +81,7 @@ export class LlmController {
       reply,
       events: this.llm.streamChatCompletion(body.messages, options),
       abort,
-      headers: { [MODEL_HEADER]: this.llm.chatModelFor(body.model) },
+      headers: { [MODEL_HEADER]: this.llm.chatModelFor(options.model) },
       trackStream: (end) => this.shutdown.trackStream(end),
     });
   }
@@ -93,7 +103,7 @@ export class LlmController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<OrgChatCompletionResultDto | void> {
     const abort = abortOnClientDisconnect(reply);
-    const options = { model: body.model, temperature: body.temperature, maxTokens: body.maxTokens, signal: abort.signal };
+    const options = chatOptions(body, abort.signal);
     if (!body.stream) {
       const result = await this.llm.chatCompletionForOrg(id, body.messages, options);
       void reply.header(MODEL_HEADER, result.model);
@@ -125,8 +135,8 @@ export class LlmController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
     const result = Array.isArray(body.input)
-      ? await this.llm.generateEmbeddings(body.input, body.model)
-      : await this.llm.generateEmbedding(body.input, body.model);
+      ? await this.llm.generateEmbeddings(body.input, body.model ?? undefined)
+      : await this.llm.generateEmbedding(body.input, body.model ?? undefined);
     void reply.header(MODEL_HEADER, result.model);
     return result;
   }

@@ -8,6 +8,7 @@ import {
   IsIn,
   IsInt,
   IsNumber,
+  IsObject,
   IsOptional,
   IsString,
   Max,
@@ -41,6 +42,8 @@ export class ChatRequestDto {
   /** The conversation so far, oldest first. */
   @ValidateNested({ each: true })
   @Type(() => ChatMessageDto)
+  // ValidateNested lets arrays nested in the array through: each message must be an object.
+  @IsObject({ each: true })
   @ArrayMaxSize(MAX_CHAT_MESSAGES)
   @ArrayMinSize(1)
   @IsArray()

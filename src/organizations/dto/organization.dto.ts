@@ -1,6 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { IsOptionalNotNull } from '../../common/validation';
 import { Organization } from '../organization.entity';
 
 // As in the chat DTOs: the type check sits closest to the property, because the pipe stops at the
@@ -9,7 +10,7 @@ import { Organization } from '../organization.entity';
 export class CreateOrganizationDto {
   /** Your own id for the organization, if you have one; generated otherwise. */
   @ApiProperty({ required: false, example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsUUID()
   id?: string;
 
@@ -21,7 +22,7 @@ export class CreateOrganizationDto {
 
   /** The model its calls use; one LiteLLM serves. Default gpt-4o. */
   @ApiProperty({ required: false, example: 'gpt-4o' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @MaxLength(200)
   @MinLength(1)
   @IsString()
@@ -38,7 +39,7 @@ export class CreateOrganizationDto {
 
 export class UpdateOrganizationDto {
   @ApiProperty({ required: false, example: 'Acme Corporation' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @MaxLength(200)
   @MinLength(1)
   @IsString()
@@ -46,7 +47,7 @@ export class UpdateOrganizationDto {
 
   @ApiProperty({ required: false, example: 'claude-3-5-sonnet' })
   // null is not "unset" here: an organization always has a primary model.
-  @ValidateIf((_, value) => value !== undefined)
+  @IsOptionalNotNull()
   @MaxLength(200)
   @MinLength(1)
   @IsString()
