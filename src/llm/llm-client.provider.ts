@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import OpenAI from 'openai';
 import { Environment } from '../config/environment';
+import { createUpstreamFetch } from './upstream-fetch';
 
 /**
  * Owns the ONE OpenAI SDK client the gateway uses, pointed at LiteLLM. Built once at boot and shared by
@@ -20,6 +21,7 @@ export class LlmClientProvider {
       apiKey: config.get('LITELLM_API_KEY', { infer: true }),
       timeout: config.get('LLM_TIMEOUT_MS', { infer: true }),
       maxRetries: config.get('LLM_MAX_RETRIES', { infer: true }),
+      fetch: createUpstreamFetch(),
     });
   }
 }

@@ -66,16 +66,13 @@ export class LlmController {
   @ApiOperation({ summary: 'Chat completion, plain or streamed (stream: true → text/event-stream)' })
   @ApiOkResponse({ type: ChatCompletionResultDto })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
-  async chat(
-    @Body() body: ChatRequestDto,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ChatCompletionResultDto | void> {
+  // @Res() without passthrough: a streamed answer is written by hand, so this handler sends every answer itself.
+  async chat(@Body() body: ChatRequestDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnClientDisconnect(reply);
     const options = chatOptions(body, abort.signal);
     if (!body.stream) {
-      const result = await this.llm.chatCompletion(body.messages, options);
-      void reply.header(MODEL_HEADER, result.model);
-      return result;
+      const result: ChatCompletionResultDto = await this.llm.chatCompletion(body.messages, options);
+      return void reply.header(MODEL_HEADER, result.model).send(result);
     }
     await sendChatEventStream({
       reply,
@@ -100,15 +97,15 @@ export class LlmController {
   async chatForOrganization(
     @Param('id', parseUuid) id: string,
     @Body() body: ChatRequestDto,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<OrgChatCompletionResultDto | void> {
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
     const abort = abortOnClientDisconnect(reply);
     const options = chatOptions(body, abort.signal);
     if (!body.stream) {
-      const result = await this.llm.chatCompletionForOrg(id, body.messages, options);
+      const result: OrgChatCompletionResultDto = await this.llm.chatCompletionForOrg(id, body.messages, options);
       void reply.header(MODEL_HEADER, result.model);
       if (result.fallbackReason) void reply.header(FALLBACK_REASON_HEADER, result.fallbackReason);
-      return result;
+      return void reply.send(result);
     }
     const stream = await this.llm.streamChatCompletionForOrg(id, body.messages, options);
     const headers: Record<string, string> = { [MODEL_HEADER]: stream.model };

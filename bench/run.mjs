@@ -1,0 +1,423 @@
+// npm run bench [-- --quick] [-- --litellm]
+// Measures what the gateway's hop costs its callers: each scenario runs direct against a zero-latency
+// upstream, through a bare node:http reference hop, and through the gateway's production build, in
+// alternating rounds so that the figures of one run are comparable. Targets are reported, never enforced;
+// errors and non-2xx answers fail the run (that is what CI's --quick smoke run checks).
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const WITH_LITELLM = args.includes('--litellm');
+const DURATION_S = QUICK ? 2 : 6;
+const ROUNDS = QUICK ? 1 : 3;
+const TTFB_SAMPLES = QUICK ? 100 : 400;
+const CALLER_KEY = 'bench-caller-key-0123456789abcdef';
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+const LITELLM_MASTER_KEY = 'sk-llm-gateway-bench-master';
+
+const children = [];
+process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts a helper that prints its port on its first stdout line. */
+function startPortPrinter(script, extraArgs = []) {
+  const child = spawn(process.execPath, [join(ROOT, 'bench', script), ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', (data) => resolve({ child, url: `http://127.0.0.1:${String(data).trim()}` }));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+}
+
+async function waitForOk(url, timeoutMs, describe) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${describe} did not come up at ${url}`);
+}
+
+/**
+ * A database of the run's own on the local PostgreSQL server (BENCH_DATABASE_ADMIN_URL), or, when no
+ * server answers, the embedded one. Returns the gateway's DATABASE_URL (or undefined) and a cleanup.
+ */
+async function benchDatabase() {
+  const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `llm_gateway_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 2_000 });
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } catch {
+    await admin.end().catch(() => undefined);
+    return { url: undefined, drop: async () => undefined };
+  }
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    drop: async () => {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+let databaseUrl;
+
+async function startGateway(litellmUrl, name) {
+  const main = join(ROOT, 'dist', 'src', 'main.js');
+  if (!existsSync(main)) throw new Error('dist/src/main.js is missing: `npm run bench` builds it first');
+  const port = await freePort();
+  const child = spawn(process.execPath, [main], {
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      LITELLM_URL: litellmUrl,
+      LITELLM_API_KEY: LITELLM_MASTER_KEY,
+      GATEWAY_API_KEYS: CALLER_KEY,
+      GATEWAY_ADMIN_API_KEYS: ADMIN_KEY,
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { DATA_DIR: mkdtempSync(join(os.tmpdir(), `llm-gateway-bench-${name}-`)) }),
+      SHUTDOWN_DRAIN_MS: '0',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForOk(`${url}/health/live`, 30_000, 'the gateway');
+  return { child, url };
+}
+
+async function startLiteLLM(upstreamUrl) {
+  const bin = join(ROOT, '.tools', 'litellm-venv', 'bin', 'litellm');
+  if (!existsSync(bin)) throw new Error('--litellm needs the test virtualenv: run `bash scripts/ensure-litellm.sh`');
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    LITELLM_MASTER_KEY,
+    LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+    FAKE_UPSTREAM_API_BASE: `${upstreamUrl}/v1`,
+    FAKE_PROVIDER_API_KEY: 'sk-bench-provider',
+  };
+  delete env.DATABASE_URL;
+  const config = join(ROOT, 'test', 'support', 'litellm.test-config.yaml');
+  const child = spawn(bin, ['--config', config, '--port', String(port), '--host', '127.0.0.1', '--num_workers', '1'], {
+    env,
+    stdio: 'ignore',
+  });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForOk(`${url}/health/liveliness`, 120_000, 'LiteLLM');
+  return { child, url };
+}
+
+/** One autocannon run; latencies are kept at full resolution (its histogram rounds to whole ms). */
+function load({ url, body, headers = {}, connections }) {
+  return new Promise((resolve, reject) => {
+    const latencies = [];
+    const instance = autocannon(
+      {
+        url,
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', ...headers },
+        connections,
+        duration: DURATION_S,
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        resolve({
+          rps: result.requests.total / DURATION_S,
+          latencies,
+          failures: result.errors + result.timeouts + result.non2xx,
+          requests: result.requests.total,
+        });
+      },
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  });
+}
+
+/** Time to the first byte of a streamed answer, one request after another on one kept-alive connection. */
+async function timeToFirstByte({ url, body, headers = {} }) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const latencies = [];
+  let failures = 0;
+  for (let i = 0; i < TTFB_SAMPLES; i += 1) {
+    const started = performance.now();
+    await new Promise((resolve) => {
+      const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+        let first = true;
+        if (res.statusCode !== 200) failures += 1;
+        res.on('data', () => {
+          if (first) latencies.push(performance.now() - started);
+          first = false;
+        });
+        res.on('end', resolve);
+      });
+      req.on('error', () => {
+        failures += 1;
+        resolve();
+      });
+      req.end(body);
+    });
+  }
+  agent.destroy();
+  return { rps: 0, latencies, failures, requests: TTFB_SAMPLES };
+}
+
+function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function peakRssMb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+const packageVersion = (name) => {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+};
+
+async function main() {
+  const database = await benchDatabase();
+  databaseUrl = database.url;
+  const upstream = await startPortPrinter('fake-upstream.mjs');
+  const reference = await startPortPrinter('reference-proxy.mjs', [upstream.url]);
+  const gateway = await startGateway(upstream.url, 'direct');
+  const caller = { authorization: `Bearer ${CALLER_KEY}` };
+
+  const created = await fetch(`${gateway.url}/v1/organizations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+    body: JSON.stringify({ name: 'Bench Inc', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' }),
+  });
+  if (created.status !== 201) throw new Error(`creating the bench organization answered ${created.status}`);
+  const organization = await created.json();
+
+  // About 1 KB of conversation.
+  const messages = [
+    { role: 'system', content: 'You are a concise assistant for an internal platform team. '.repeat(5).trim() },
+    { role: 'user', content: 'Summarise the following deployment notes in two sentences. '.repeat(11).trim() },
+  ];
+  const openAiChat = JSON.stringify({ model: 'gpt-4o', messages });
+  const gatewayChat = JSON.stringify({ model: 'gpt-4o', messages });
+  const openAiStream = JSON.stringify({ model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } });
+  const gatewayStream = JSON.stringify({ model: 'gpt-4o', messages, stream: true });
+  const text = 'The quick brown fox jumps over the lazy dog, then files a ticket about it.';
+  const openAiEmbeddings = JSON.stringify({ model: 'text-embedding-3-small', input: [text], encoding_format: 'float' });
+  const gatewayEmbeddings = JSON.stringify({ input: text });
+
+  const direct = (path) => `${upstream.url}${path}`;
+  const scenarios = [
+    {
+      name: 'chat, 1 connection',
+      kind: 'latency',
+      variants: {
+        direct: () => load({ url: direct('/v1/chat/completions'), body: openAiChat, connections: 1 }),
+        'reference hop': () => load({ url: `${reference.url}/v1/chat/completions`, body: openAiChat, connections: 1 }),
+        gateway: () => load({ url: `${gateway.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 1 }),
+      },
+    },
+    {
+      name: 'chat, 32 connections',
+      kind: 'throughput',
+      variants: {
+        direct: () => load({ url: direct('/v1/chat/completions'), body: openAiChat, connections: 32 }),
+        'reference hop': () => load({ url: `${reference.url}/v1/chat/completions`, body: openAiChat, connections: 32 }),
+        gateway: () => load({ url: `${gateway.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 32 }),
+        'gateway, organization chat': () =>
+          load({ url: `${gateway.url}/v1/organizations/${organization.id}/chat`, body: gatewayChat, headers: caller, connections: 32 }),
+      },
+    },
+    {
+      name: 'embeddings (1536 floats), 1 connection',
+      kind: 'latency',
+      variants: {
+        direct: () => load({ url: direct('/v1/embeddings'), body: openAiEmbeddings, connections: 1 }),
+        gateway: () => load({ url: `${gateway.url}/v1/embeddings`, body: gatewayEmbeddings, headers: caller, connections: 1 }),
+      },
+    },
+    {
+      name: 'embeddings (1536 floats), 32 connections',
+      kind: 'throughput',
+      variants: {
+        direct: () => load({ url: direct('/v1/embeddings'), body: openAiEmbeddings, connections: 32 }),
+        gateway: () => load({ url: `${gateway.url}/v1/embeddings`, body: gatewayEmbeddings, headers: caller, connections: 32 }),
+      },
+    },
+    {
+      name: 'streamed chat, time to first byte, 1 connection',
+      kind: 'latency',
+      variants: {
+        direct: () => timeToFirstByte({ url: direct('/v1/chat/completions'), body: openAiStream }),
+        gateway: () => timeToFirstByte({ url: `${gateway.url}/v1/chat`, body: gatewayStream, headers: caller }),
+      },
+    },
+  ];
+
+  let litellmGateway;
+  if (WITH_LITELLM) {
+    const litellm = await startLiteLLM(upstream.url);
+    litellmGateway = await startGateway(litellm.url, 'litellm');
+    const litellmHeaders = { authorization: `Bearer ${LITELLM_MASTER_KEY}` };
+    for (const connections of [1, 32]) {
+      scenarios.push({
+        name: `chat through LiteLLM, ${connections} connection${connections > 1 ? 's' : ''}`,
+        kind: connections === 1 ? 'latency' : 'throughput',
+        variants: {
+          direct: () => load({ url: direct('/v1/chat/completions'), body: openAiChat, connections }),
+          'LiteLLM alone': () => load({ url: `${litellm.url}/v1/chat/completions`, body: openAiChat, headers: litellmHeaders, connections }),
+          'gateway → LiteLLM': () => load({ url: `${litellmGateway.url}/v1/chat`, body: gatewayChat, headers: caller, connections }),
+        },
+      });
+    }
+  }
+
+  // Warm-up: JIT, connection pools, the organization's cached preferences.
+  for (const scenario of scenarios) for (const run of Object.values(scenario.variants)) await warm(run);
+
+  const results = new Map();
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    for (const scenario of scenarios) {
+      for (const [variant, run] of Object.entries(scenario.variants)) {
+        const result = await run();
+        const key = `${scenario.name}|${variant}`;
+        const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0 };
+        sofar.rps.push(result.rps);
+        sofar.latencies.push(...result.latencies);
+        sofar.failures += result.failures;
+        sofar.requests += result.requests;
+        results.set(key, sofar);
+        process.stderr.write(`round ${round}/${ROUNDS} ${scenario.name} ${variant}: ${result.requests} requests, ${result.failures} failed\n`);
+      }
+    }
+  }
+  const rssMb = peakRssMb(gateway.child.pid);
+
+  const report = render(scenarios, results, rssMb);
+  console.log(report.text);
+  if (!QUICK) {
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), report.markdown);
+    console.log('written to docs/benchmarks.md');
+  }
+
+  const failed = [...results.entries()].filter(([, result]) => result.failures > 0);
+  children.forEach((child) => child.kill('SIGTERM'));
+  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
+  await database.drop();
+  if (failed.length > 0) {
+    console.error(`FAILED: errors or non-2xx answers in ${failed.map(([key]) => key).join(', ')}`);
+    process.exit(1);
+  }
+  console.log(`bench: ${[...results.values()].reduce((sum, result) => sum + result.requests, 0)} requests, 0 errors, 0 non-2xx`);
+}
+
+async function warm(run) {
+  await run();
+}
+
+function render(scenarios, results, rssMb) {
+  const get = (scenario, variant) => results.get(`${scenario}|${variant}`);
+  const mean = (values) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  const rows = [];
+  const checks = [];
+  for (const scenario of scenarios) {
+    const base = get(scenario.name, 'direct');
+    for (const variant of Object.keys(scenario.variants)) {
+      const result = get(scenario.name, variant);
+      const p50 = percentile(result.latencies, 50);
+      const p99 = percentile(result.latencies, 99);
+      const rps = mean(result.rps);
+      rows.push({
+        scenario: scenario.name,
+        variant,
+        requests: result.requests,
+        p50: p50.toFixed(3),
+        p99: p99.toFixed(3),
+        added: variant === 'direct' ? '' : `+${(p50 - percentile(base.latencies, 50)).toFixed(3)} / +${(p99 - percentile(base.latencies, 99)).toFixed(3)}`,
+        rps: scenario.kind === 'throughput' ? rps.toFixed(0) : '',
+        ratio: scenario.kind === 'throughput' && variant !== 'direct' ? (rps / mean(base.rps)).toFixed(3) : '',
+        failures: result.failures,
+      });
+    }
+  }
+  const row = (scenario, variant) => rows.find((r) => r.scenario === scenario && r.variant === variant);
+  const chat1 = row('chat, 1 connection', 'gateway');
+  const [added50, added99] = chat1.added.replace(/\+/g, '').split(' / ').map(Number);
+  const chat32 = row('chat, 32 connections', 'gateway');
+  const org32 = row('chat, 32 connections', 'gateway, organization chat');
+  const emb32 = row('embeddings (1536 floats), 32 connections', 'gateway');
+  const reference32 = row('chat, 32 connections', 'reference hop');
+  checks.push(['1 connection: gateway adds ≤ 0.5 ms p50', `${added50.toFixed(3)} ms`, added50 <= 0.5]);
+  checks.push(['1 connection: gateway adds ≤ 3 ms p99', `${added99.toFixed(3)} ms`, added99 <= 3]);
+  checks.push(['32 connections: chat ≥ 0.30 of direct RPS', chat32.ratio, Number(chat32.ratio) >= 0.3]);
+  checks.push(['32 connections: embeddings ≥ 0.20 of direct RPS', emb32.ratio, Number(emb32.ratio) >= 0.2]);
+  const orgRatio = Number(org32.rps) / Number(chat32.rps);
+  checks.push(['organization chat within 10% of plain chat RPS', orgRatio.toFixed(3), orgRatio >= 0.9]);
+  checks.push(['peak RSS of the gateway ≤ 200 MB', `${rssMb.toFixed(0)} MB`, rssMb <= 200]);
+  const totalFailures = rows.reduce((sum, r) => sum + r.failures, 0);
+  checks.push(['zero errors and zero non-2xx', String(totalFailures), totalFailures === 0]);
+  checks.push(['(for scale) share of the reference hop the gateway reaches at 32 connections', (Number(chat32.rps) / Number(reference32.rps)).toFixed(3), true]);
+
+  const header = '| scenario | variant | requests | p50 ms | p99 ms | added p50 / p99 ms | req/s | ratio to direct | errors + non-2xx |';
+  const line = '|---|---|---:|---:|---:|---:|---:|---:|---:|';
+  const table = [header, line, ...rows.map((r) => `| ${r.scenario} | ${r.variant} | ${r.requests} | ${r.p50} | ${r.p99} | ${r.added} | ${r.rps} | ${r.ratio} | ${r.failures} |`)].join('\n');
+  const targets = ['| target | measured | met |', '|---|---:|:---:|', ...checks.map(([name, value, ok]) => `| ${name} | ${value} | ${ok ? 'yes' : 'NO'} |`)].join('\n');
+  const cpus = os.cpus();
+  const machine = [
+    `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
+    `- Node ${process.version}; @nestjs/core ${packageVersion('@nestjs/core')}, fastify ${packageVersion('fastify')}, openai ${packageVersion('openai')}, autocannon ${packageVersion('autocannon')}`,
+    `- Gateway: production build (NODE_ENV=production, LOG_LEVEL=warn, caller keys on), ${databaseUrl ? 'the local PostgreSQL server' : 'embedded PostgreSQL (PGlite)'}`,
+    `- ${ROUNDS} alternating round(s) of ${DURATION_S} s per variant; time to first byte over ${TTFB_SAMPLES} sequential requests per round`,
+    `- Load generator, upstream, reference hop and gateway share the machine: compare ratios within one run, not absolute figures across runs`,
+  ].join('\n');
+  const command = `npm run bench${QUICK || WITH_LITELLM ? ` -- ${[QUICK && '--quick', WITH_LITELLM && '--litellm'].filter(Boolean).join(' ')}` : ''}`;
+  const markdown = `# Benchmark\n\nGenerated by \`${command}\` on ${new Date().toISOString()}.\n\n${machine}\n\n## Results\n\n${table}\n\n## Targets\n\n${targets}\n`;
+  return { text: `${table}\n\n${targets}\n\npeak RSS ${rssMb.toFixed(0)} MB`, markdown };
+}
+
+main().catch((error) => {
+  console.error(error);
+  children.forEach((child) => child.kill('SIGKILL'));
+  process.exit(1);
+});
