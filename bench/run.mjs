@@ -143,7 +143,7 @@ async function startLiteLLM(upstreamUrl) {
 }
 
 /** One autocannon run; latencies are kept at full resolution (its histogram rounds to whole ms). */
-function load({ url, body, headers = {}, connections }) {
+function load({ url, body, headers = {}, connections, duration = currentDuration }) {
   return new Promise((resolve, reject) => {
     const latencies = [];
     const instance = autocannon(
@@ -153,12 +153,12 @@ function load({ url, body, headers = {}, connections }) {
         body,
         headers: { 'content-type': 'application/json', ...headers },
         connections,
-        duration: DURATION_S,
+        duration,
       },
       (error, result) => {
         if (error) return reject(error);
         resolve({
-          rps: result.requests.total / DURATION_S,
+          rps: result.requests.total / duration,
           latencies,
           failures: result.errors + result.timeouts + result.non2xx,
           requests: result.requests.total,
@@ -323,7 +323,7 @@ async function main() {
         const key = `${scenario.name}|${variant}`;
         const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0 };
         sofar.rps.push(result.rps);
-        sofar.latencies.push(...result.latencies);
+        for (const latency of result.latencies) sofar.latencies.push(latency);
         sofar.failures += result.failures;
         sofar.requests += result.requests;
         results.set(key, sofar);
@@ -352,8 +352,15 @@ async function main() {
   console.log(`bench: ${[...results.values()].reduce((sum, result) => sum + result.requests, 0)} requests, 0 errors, 0 non-2xx`);
 }
 
+/** Warm-up runs are short: they are for the JIT and the connection pools, and are not reported. */
+let currentDuration = DURATION_S;
 async function warm(run) {
-  await run();
+  currentDuration = 1;
+  try {
+    await run();
+  } finally {
+    currentDuration = DURATION_S;
+  }
 }
 
 function render(scenarios, results, rssMb) {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { FakeUpstream, fakeChatReply, fakeEmbedding } from './support/fake-upstream';
-import { parseEventStream, postJson, readJson, RunningGateway, startGateway } from './support/gateway';
+import { parseEventStream, postJson, readJson, RunningGateway, startGateway, streamedContent } from './support/gateway';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { RunningLiteLLM, startLiteLLM } from './support/litellm';
 
@@ -61,11 +61,7 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
 
     expect(response.status).toBe(200);
     const events = parseEventStream(await response.text());
-    const content = events
-      .slice(0, -2)
-      .map((event) => JSON.parse(event.data).content)
-      .join('');
-    expect(content).toBe(fakeChatReply(hello.messages));
+    expect(streamedContent(events)).toBe(fakeChatReply(hello.messages));
     const summary = JSON.parse(events[events.length - 2].data);
     expect(summary.model).toContain('gpt-4o');
     expect(summary.usage.totalTokens).toBe(7);
@@ -200,11 +196,7 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
       expect(response.status).toBe(200);
       expect(response.headers.get('x-llm-fallback-reason')).toBe('MODEL_NOT_FOUND');
       const events = parseEventStream(await response.text());
-      const content = events
-        .slice(0, -2)
-        .map((event) => JSON.parse(event.data).content)
-        .join('');
-      expect(content).toBe(fakeChatReply(hello.messages));
+      expect(streamedContent(events)).toBe(fakeChatReply(hello.messages));
       expect(JSON.parse(events[events.length - 2].data)).toMatchObject({ model: 'claude-3-5-sonnet', fallbackUsed: true });
     });
 

@@ -1,12 +1,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { FakeUpstream } from './support/fake-upstream';
 import { parseEventStream } from './support/gateway';
-import { PROJECT_ROOT } from './support/litellm';
+import { freePort, PROJECT_ROOT } from './support/litellm';
 
 /**
  * SIGTERM to the production build (`node dist/src/main.js`, built by `npm test` first), as Kubernetes
@@ -136,14 +135,6 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
     await expect(call('GET', '/health/live')).rejects.toThrow(/ECONNREFUSED/);
   }, 30_000);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, context: () => string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -72,3 +72,11 @@ export function parseEventStream(text: string): ServerSentEvent[] {
       return event;
     });
 }
+
+/** The content deltas of a complete chat stream, joined: what the caller would show. */
+export function streamedContent(events: ServerSentEvent[]): string {
+  return events
+    .filter((event) => event.event === undefined && event.data !== '[DONE]')
+    .map((event) => JSON.parse(event.data).content ?? '')
+    .join('');
+}
