@@ -149,11 +149,16 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
     };
     const orgChat = (id: string, body: object = hello) => postJson(`${gateway.url}/v1/organizations/${id}/chat`, body);
 
-    it("accepts only models LiteLLM serves, listing them when it refuses", async () => {
-      const response = await postJson(`${gateway.url}/v1/organizations`, { name: 'Typo', llmModel: 'gpt4o' });
+    it("accepts only chat models LiteLLM serves, listing them when it refuses", async () => {
+      const typo = await postJson(`${gateway.url}/v1/organizations`, { name: 'Typo', llmModel: 'gpt4o' });
+      // LiteLLM marks text-embedding-3-small as an embedding model (model_info.mode): no chat model.
+      const embedding = await postJson(`${gateway.url}/v1/organizations`, { name: 'Wrong kind', llmModel: 'text-embedding-3-small' });
 
-      expect(response.status).toBe(400);
-      expect((await readJson(response)).message).toContain('Available models: claude-3-5-sonnet, gpt-4o, text-embedding-3-small');
+      expect([typo.status, embedding.status]).toEqual([400, 400]);
+      for (const body of [await readJson(typo), await readJson(embedding)]) {
+        expect(body.code).toBe('UNKNOWN_MODEL');
+        expect(body.message).toMatch(/Available models: claude-3-5-sonnet, gpt-4o$/);
+      }
     });
 
     it("serves an organization's chat with its own model", async () => {

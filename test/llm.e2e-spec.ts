@@ -18,6 +18,7 @@ describe('LLM routes (gateway → fake upstream)', () => {
       LITELLM_URL: upstream.url,
       LITELLM_API_KEY: 'sk-gateway-test-key',
       LLM_TIMEOUT_MS: '1000',
+      LLM_STREAM_IDLE_TIMEOUT_MS: '500',
       BODY_LIMIT_BYTES: '65536',
       MODELS_CACHE_TTL_MS: '60000',
     });
@@ -234,6 +235,19 @@ describe('LLM routes (gateway → fake upstream)', () => {
       expect(last.event).toBe('error');
       expect(JSON.parse(last.data)).toMatchObject({ statusCode: 502, code: 'UPSTREAM_ERROR', requestId: expect.any(String) });
       expect(events.some((event) => event.data === '[DONE]')).toBe(false);
+    });
+
+    it('ends a stream that goes silent for LLM_STREAM_IDLE_TIMEOUT_MS with a timeout error event', async () => {
+      upstream.respondNext({ stallAfterChunks: 1 });
+
+      const response = await chat({ ...hello, stream: true });
+
+      const events = parseEventStream(await response.text());
+      expect(JSON.parse(events[0].data)).toHaveProperty('content');
+      const last = events[events.length - 1];
+      expect(last.event).toBe('error');
+      expect(JSON.parse(last.data)).toMatchObject({ statusCode: 504, code: 'UPSTREAM_TIMEOUT' });
+      await waitFor(() => upstream.requestsTo('/chat/completions')[0]?.closedByClient === true);
     });
 
     it('aborts the upstream request when the caller disconnects', async () => {

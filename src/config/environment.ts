@@ -72,6 +72,11 @@ export class Environment {
   @Max(5)
   LLM_MAX_RETRIES: number = 0;
 
+  /** Once a stream has started: the longest silence from LiteLLM before the stream is ended as timed out. */
+  @IsInt()
+  @Min(100)
+  LLM_STREAM_IDLE_TIMEOUT_MS: number = 60_000;
+
   @IsString()
   @MinLength(1)
   DEFAULT_CHAT_MODEL: string = 'gpt-4o';

@@ -54,6 +54,7 @@ export class LlmService {
   private readonly client: OpenAI;
   private readonly defaultChatModel: string;
   private readonly defaultEmbeddingModel: string;
+  private readonly streamIdleTimeoutMs: number;
 
   constructor(
     clientProvider: LlmClientProvider,
@@ -64,6 +65,7 @@ export class LlmService {
     this.client = clientProvider.client;
     this.defaultChatModel = config.get('DEFAULT_CHAT_MODEL', { infer: true });
     this.defaultEmbeddingModel = config.get('DEFAULT_EMBEDDING_MODEL', { infer: true });
+    this.streamIdleTimeoutMs = config.get('LLM_STREAM_IDLE_TIMEOUT_MS', { infer: true });
   }
 
   /** The model a chat call asks LiteLLM for. */
@@ -104,6 +106,10 @@ export class LlmService {
     let model = requested;
     let usage: UpstreamUsage;
     const startedAt = performance.now();
+    // LLM_TIMEOUT_MS covers the wait for the first byte; a stream that goes silent after it is cut here.
+    const idle = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, idle.signal]) : idle.signal;
+    let idleTimer: NodeJS.Timeout | undefined;
     try {
       const stream = await this.client.chat.completions.create(
         {
@@ -114,19 +120,26 @@ export class LlmService {
           stream: true,
           stream_options: { include_usage: true },
         },
-        { signal: options.signal },
+        { signal },
       );
+      idleTimer = setTimeout(() => idle.abort(), this.streamIdleTimeoutMs);
       for await (const chunk of stream) {
+        idleTimer.refresh();
         if (chunk.model) model = chunk.model;
         if (chunk.usage) usage = chunk.usage;
         // The usage chunk may come with an empty `choices` or with one: handle both.
         const content = chunk.choices?.[0]?.delta?.content;
         if (content) yield { type: 'delta', content };
       }
+      if (idle.signal.aborted && !options.signal?.aborted) {
+        throw new LlmError(LlmErrorCode.UPSTREAM_TIMEOUT, `LiteLLM sent nothing for ${this.streamIdleTimeoutMs} ms in the middle of a stream`);
+      }
       // The SDK ends an aborted stream quietly, as if it were complete: it is not.
-      if (options.signal?.aborted) throw new APIUserAbortError();
+      if (signal.aborted) throw new APIUserAbortError();
     } catch (error) {
       throw this.failed('chat_stream', requested, startedAt, error);
+    } finally {
+      clearTimeout(idleTimer);
     }
     this.metrics.recordUpstreamCall('chat_stream', requested, startedAt, 'success');
     yield { type: 'done', model, usage: toTokenUsage(usage) };

@@ -28,6 +28,18 @@ describe('ModelCatalogService', () => {
     expect(list).toHaveBeenCalledTimes(1);
   });
 
+  it('leaves embedding models out of the chat models', async () => {
+    const list = jest.fn(async function* () {
+      yield { id: 'gpt-4o', mode: 'chat' };
+      yield { id: 'text-embedding-3-small', mode: 'embedding' };
+      yield { id: 'claude-3-5-sonnet' };
+    });
+    const catalog = catalogWith(list);
+
+    expect(await catalog.listModels()).toEqual(['claude-3-5-sonnet', 'gpt-4o', 'text-embedding-3-small']);
+    expect(await catalog.listChatModels()).toEqual(['claude-3-5-sonnet', 'gpt-4o']);
+  });
+
   it('does not cache a failure', async () => {
     const list = jest
       .fn()

@@ -5,20 +5,36 @@ import { Environment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
 import { toLlmError } from './llm.errors';
 
-/** The model names LiteLLM serves (its /v1/models), cached for MODELS_CACHE_TTL_MS. */
+export interface CatalogModel {
+  id: string;
+  /** LiteLLM's `mode` (chat, embedding, ...), when its config says. */
+  mode?: string;
+}
+
+/** The models LiteLLM serves (its /v1/models), cached for MODELS_CACHE_TTL_MS. */
 @Injectable()
 export class ModelCatalogService {
   private readonly client: OpenAI;
   private readonly ttlMs: number;
-  private cache?: { models: Promise<string[]>; expiresAt: number };
+  private cache?: { models: Promise<CatalogModel[]>; expiresAt: number };
 
   constructor(clientProvider: LlmClientProvider, config: ConfigService<Environment, true>) {
     this.client = clientProvider.client;
     this.ttlMs = config.get('MODELS_CACHE_TTL_MS', { infer: true });
   }
 
-  /** Concurrent callers share one request to LiteLLM; a failure is not cached. */
+  /** Every model name, sorted. */
   async listModels(): Promise<string[]> {
+    return (await this.catalog()).map((model) => model.id);
+  }
+
+  /** The models that can serve a chat: all but those LiteLLM marks as embedding models. */
+  async listChatModels(): Promise<string[]> {
+    return (await this.catalog()).filter((model) => model.mode !== 'embedding').map((model) => model.id);
+  }
+
+  /** Concurrent callers share one request to LiteLLM; a failure is not cached. */
+  private async catalog(): Promise<CatalogModel[]> {
     const now = Date.now();
     if (this.cache && this.cache.expiresAt > now) return this.cache.models;
 
@@ -30,11 +46,14 @@ export class ModelCatalogService {
     return models;
   }
 
-  private async fetchModels(): Promise<string[]> {
+  private async fetchModels(): Promise<CatalogModel[]> {
     try {
-      const ids: string[] = [];
-      for await (const model of this.client.models.list()) ids.push(model.id);
-      return ids.sort();
+      const models: CatalogModel[] = [];
+      for await (const model of this.client.models.list()) {
+        const mode = (model as { mode?: unknown }).mode;
+        models.push({ id: model.id, ...(typeof mode === 'string' && { mode }) });
+      }
+      return models.sort((a, b) => a.id.localeCompare(b.id));
     } catch (error) {
       throw toLlmError(error);
     }

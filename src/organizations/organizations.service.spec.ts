@@ -11,7 +11,7 @@ const connectionRefused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.
 
 function setup(ttlMs: number) {
   const repository = { findOne: jest.fn(), update: jest.fn(), findOneBy: jest.fn(), delete: jest.fn() };
-  const catalog = { listModels: jest.fn(async () => ['claude-3-5-sonnet', 'gpt-4o']) };
+  const catalog = { listChatModels: jest.fn(async () => ['claude-3-5-sonnet', 'gpt-4o']) };
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ORG_CACHE_TTL_MS: String(ttlMs) }));
   const service = new OrganizationsService(
     repository as unknown as Repository<Organization>,

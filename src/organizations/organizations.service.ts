@@ -159,7 +159,7 @@ export class OrganizationsService {
   }
 
   /**
-   * The fallback must differ from the primary, and every model being set must be one LiteLLM serves.
+   * The fallback must differ from the primary, and every model being set must be a chat model LiteLLM serves.
    * When LiteLLM cannot be asked, nothing unchecked is stored: the write is refused with 503.
    */
   private async checkModels(
@@ -177,7 +177,8 @@ export class OrganizationsService {
 
     let available: string[];
     try {
-      available = await this.modelCatalog.listModels();
+      // Embedding models cannot serve a chat, so they are not offered.
+      available = await this.modelCatalog.listChatModels();
     } catch (error) {
       const reason = error instanceof LlmError ? error.message : 'LiteLLM could not be asked';
       throw new ServiceUnavailableException({
@@ -191,7 +192,7 @@ export class OrganizationsService {
       const named = unknown.map(([field, model]) => `${field} "${model}"`).join(' and ');
       throw new BadRequestException({
         code: 'UNKNOWN_MODEL',
-        message: `${named} not served by LiteLLM. Available models: ${available.join(', ')}`,
+        message: `${named} not served by LiteLLM as a chat model. Available models: ${available.join(', ')}`,
       });
     }
   }
