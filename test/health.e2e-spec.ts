@@ -63,29 +63,20 @@ describe('health probes (real PostgreSQL, real LiteLLM)', () => {
     });
   });
 
-  it('is not ready while PostgreSQL is unreachable, names it, stays live, and is ready again when it is back', async () => {
-    databaseProxy.cut();
+  it.each([
+    ['PostgreSQL', 'database', 'litellm'],
+    ['LiteLLM', 'litellm', 'database'],
+  ] as const)('is not ready while %s is unreachable, names it, stays live, and is ready again when it is back', async (_name, down, up) => {
+    const proxy = down === 'database' ? databaseProxy : litellmProxy;
+    proxy.cut();
 
     const ready = await probe('/health/ready');
     expect(ready.status).toBe(503);
-    expect(ready.body.error).toHaveProperty('database');
-    expect(ready.body.details.litellm.status).toBe('up');
+    expect(ready.body.error).toHaveProperty(down);
+    expect(ready.body.details[up].status).toBe('up');
     expect((await probe('/health/live')).status).toBe(200);
 
-    databaseProxy.restore();
-    expect((await probe('/health/ready')).status).toBe(200);
-  });
-
-  it('is not ready while LiteLLM is unreachable, names it, stays live, and is ready again when it is back', async () => {
-    litellmProxy.cut();
-
-    const ready = await probe('/health/ready');
-    expect(ready.status).toBe(503);
-    expect(ready.body.error).toHaveProperty('litellm');
-    expect(ready.body.details.database.status).toBe('up');
-    expect((await probe('/health/live')).status).toBe(200);
-
-    litellmProxy.restore();
+    proxy.restore();
     expect((await probe('/health/ready')).status).toBe(200);
   });
 

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { applyDecorators } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
@@ -40,6 +41,19 @@ export const DEVELOPMENT_LITELLM_API_KEY = 'sk-llm-gateway-dev';
  * Every environment variable the gateway reads, with its default.
  * Validated once at boot; the rest of the code reads it through ConfigService.
  */
+function parseBoolean(value: unknown): unknown {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return value;
+}
+
+/** true/false/1/0 from the environment's strings; anything else is reported as not a boolean. */
+const IsBooleanFlag = () =>
+  applyDecorators(
+    Transform(({ obj, key }) => parseBoolean(obj[key])),
+    IsBoolean(),
+  );
+
 export class Environment {
   @IsIn(NODE_ENVS)
   NODE_ENV: NodeEnv = 'development';
@@ -103,8 +117,7 @@ export class Environment {
   DATA_DIR: string = './.data';
 
   /** Apply pending migrations at boot. */
-  @Transform(({ obj, key }) => parseBoolean(obj[key]))
-  @IsBoolean()
+  @IsBooleanFlag()
   MIGRATIONS_RUN: boolean = true;
 
   /** How long an organization's model preferences are served from memory. */
@@ -113,8 +126,7 @@ export class Environment {
   ORG_CACHE_TTL_MS: number = 30_000;
 
   /** Readiness also requires LiteLLM (right for a sidecar; false where LiteLLM is a shared service). */
-  @Transform(({ obj, key }) => parseBoolean(obj[key]))
-  @IsBoolean()
+  @IsBooleanFlag()
   HEALTH_READY_INCLUDE_LITELLM: boolean = true;
 
   /** Time allowed to each dependency check of a health probe. */
@@ -132,8 +144,7 @@ export class Environment {
   @Min(0)
   SHUTDOWN_STREAM_TIMEOUT_MS: number = 20_000;
 
-  @Transform(({ obj, key }) => parseBoolean(obj[key]))
-  @IsBoolean()
+  @IsBooleanFlag()
   METRICS_ENABLED: boolean = true;
 
   /** Keys callers may use for the model routes and to read organizations; comma-separated. */
@@ -153,16 +164,11 @@ export class Environment {
 
   /** Swagger UI at /docs and the document at /docs-json. Default: on, except in production. */
   @IsOptional()
-  @Transform(({ obj, key }) => parseBoolean(obj[key]))
-  @IsBoolean()
+  @IsBooleanFlag()
   SWAGGER_ENABLED?: boolean;
 }
 
-function parseBoolean(value: unknown): unknown {
-  if (value === 'true' || value === '1') return true;
-  if (value === 'false' || value === '0') return false;
-  return value;
-}
+
 
 const SECRET_NAME = /KEY|SECRET|PASSWORD|DATABASE_URL/;
 const MIN_CALLER_KEY_LENGTH = 16;
