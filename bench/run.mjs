@@ -20,6 +20,8 @@ const WITH_LITELLM = args.includes('--litellm');
 const DURATION_S = QUICK ? 2 : 6;
 const ROUNDS = QUICK ? 1 : 3;
 const TTFB_SAMPLES = QUICK ? 100 : 400;
+/** --only=<text>: run just the scenarios whose name contains it (for profiling; the report is partial). */
+const ONLY = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const CALLER_KEY = 'bench-caller-key-0123456789abcdef';
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const LITELLM_MASTER_KEY = 'sk-llm-gateway-bench-master';
@@ -312,6 +314,8 @@ async function main() {
     }
   }
 
+  if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter((scenario) => scenario.name.includes(ONLY)));
+
   // Warm-up: JIT, connection pools, the organization's cached preferences.
   for (const scenario of scenarios) for (const run of Object.values(scenario.variants)) await warm(run);
 
@@ -333,9 +337,9 @@ async function main() {
   }
   const rssMb = peakRssMb(gateway.child.pid);
 
-  const report = render(scenarios, results, rssMb);
+  const report = ONLY ? renderRows(scenarios, results) : render(scenarios, results, rssMb);
   console.log(report.text);
-  if (!QUICK) {
+  if (!QUICK && !ONLY) {
     mkdirSync(join(ROOT, 'docs'), { recursive: true });
     writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), report.markdown);
     console.log('written to docs/benchmarks.md');
@@ -361,6 +365,23 @@ async function warm(run) {
   } finally {
     currentDuration = DURATION_S;
   }
+}
+
+function renderRows(scenarios, results) {
+  const lines = [];
+  for (const scenario of scenarios) {
+    const base = results.get(`${scenario.name}|direct`);
+    for (const variant of Object.keys(scenario.variants)) {
+      const result = results.get(`${scenario.name}|${variant}`);
+      const rps = result.rps.reduce((sum, value) => sum + value, 0) / result.rps.length;
+      const baseRps = base.rps.reduce((sum, value) => sum + value, 0) / base.rps.length;
+      lines.push(
+        `${scenario.name} | ${variant}: p50 ${percentile(result.latencies, 50).toFixed(3)} ms, ` +
+          `p99 ${percentile(result.latencies, 99).toFixed(3)} ms, ${rps.toFixed(0)} req/s (${(rps / baseRps).toFixed(3)} of direct)`,
+      );
+    }
+  }
+  return { text: lines.join('\n') };
 }
 
 function render(scenarios, results, rssMb) {
