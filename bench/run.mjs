@@ -112,6 +112,8 @@ async function startGateway(litellmUrl, name) {
       GATEWAY_ADMIN_API_KEYS: ADMIN_KEY,
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { DATA_DIR: mkdtempSync(join(os.tmpdir(), `llm-gateway-bench-${name}-`)) }),
       SHUTDOWN_DRAIN_MS: '0',
+      // For experiments with V8 flags (heap sizing and the like) on the gateway alone.
+      ...(process.env.BENCH_GATEWAY_NODE_OPTIONS && { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }),
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -337,7 +339,7 @@ async function main() {
   }
   const rssMb = peakRssMb(gateway.child.pid);
 
-  const report = ONLY ? renderRows(scenarios, results) : render(scenarios, results, rssMb);
+  const report = ONLY ? renderRows(scenarios, results, rssMb) : render(scenarios, results, rssMb);
   console.log(report.text);
   if (!QUICK && !ONLY) {
     mkdirSync(join(ROOT, 'docs'), { recursive: true });
@@ -367,7 +369,7 @@ async function warm(run) {
   }
 }
 
-function renderRows(scenarios, results) {
+function renderRows(scenarios, results, rssMb) {
   const lines = [];
   for (const scenario of scenarios) {
     const base = results.get(`${scenario.name}|direct`);
@@ -381,7 +383,7 @@ function renderRows(scenarios, results) {
       );
     }
   }
-  return { text: lines.join('\n') };
+  return { text: `${lines.join('\n')}\npeak RSS of the gateway ${rssMb.toFixed(0)} MB` };
 }
 
 function render(scenarios, results, rssMb) {
