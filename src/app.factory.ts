@@ -5,11 +5,11 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { CallerKeys, parseKeyList } from './auth/caller-keys';
-import helmet from '@fastify/helmet';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { registerJsonBodyParser } from './common/json-body-parser';
+import { sendSecurityHeaders } from './common/security-headers';
 import { requestIdFor } from './common/request-id';
 import { observeRequests } from './common/request-observer';
 import { validationExceptionFactory } from './common/validation';
@@ -82,12 +82,7 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
 
   const fastify = app.getHttpAdapter().getInstance();
   observeRequests(fastify, app.get(MetricsService));
-  await app.register(helmet, {
-    // An API: no framing, no referrer. The default CSP ('self' scripts and styles) suits Swagger UI.
-    frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-  });
+  sendSecurityHeaders(fastify);
 
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
   registerJsonBodyParser(fastify, config.get('BODY_LIMIT_BYTES', { infer: true }));

@@ -203,14 +203,26 @@ describe('security baseline', () => {
   });
 
   describe('headers', () => {
-    it('sends security headers suited to an API, on answers and on errors', async () => {
-      for (const response of [await request('GET', '/v1/models', as(CALLER_KEY)), await request('GET', '/v1/models')]) {
+    it('sends security headers suited to an API, on answers, on errors, on streams and on the docs', async () => {
+      const responses = [
+        await request('GET', '/v1/models', as(CALLER_KEY)),
+        await request('GET', '/v1/models'),
+        await request('POST', '/v1/chat', as(CALLER_KEY), { ...hello, stream: true }),
+        await request('GET', '/docs'),
+      ];
+      for (const response of responses) {
+        await response.text();
         expect(response.headers.get('x-content-type-options')).toBe('nosniff');
         expect(response.headers.get('x-frame-options')).toBe('DENY');
         expect(response.headers.get('referrer-policy')).toBe('no-referrer');
-        expect(response.headers.get('strict-transport-security')).toContain('max-age=');
-        expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
+        expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+        expect(response.headers.get('cross-origin-resource-policy')).toBe('same-origin');
         expect(response.headers.get('x-powered-by')).toBeNull();
+        const csp = response.headers.get('content-security-policy') ?? '';
+        // Swagger UI loads its scripts and styles from the gateway itself.
+        expect(csp).toContain("default-src 'self'");
+        expect(csp).toContain("script-src 'self'");
+        expect(csp).toContain("frame-ancestors 'none'");
       }
     });
   });

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { MetricsService } from '../metrics/metrics.service';
 import { REQUEST_ID_HEADER } from './request-id';
@@ -31,6 +32,9 @@ export function observeRequests(fastify: FastifyInstance, metrics: MetricsServic
         durationMs / 1000,
       );
 
+      const level = QUIET_ROUTES.has(route) ? 'debug' : 'info';
+      // Building the line costs more than skipping it: only when the level is on.
+      if (!(request.log as unknown as Logger).isLevelEnabled(level)) return;
       const params = request.params as { id?: string } | undefined;
       const fields = {
         requestId: request.id,
@@ -44,8 +48,7 @@ export function observeRequests(fastify: FastifyInstance, metrics: MetricsServic
         callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
         ...(completed ? {} : { clientClosed: true }),
       };
-      if (QUIET_ROUTES.has(route)) request.log.debug(fields, 'request completed');
-      else request.log.info(fields, 'request completed');
+      request.log[level](fields, 'request completed');
     });
   });
 }
