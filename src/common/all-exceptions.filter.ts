@@ -22,7 +22,15 @@ function isClientError(error: unknown): error is { statusCode: number; message: 
   return typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 && typeof message === 'string';
 }
 
-export function describeError(error: unknown): DescribedError | undefined {
+/** What any error not recognised below becomes; its details go to the server log only. */
+export const INTERNAL_ERROR: Readonly<DescribedError> = {
+  statusCode: 500,
+  code: 'INTERNAL_ERROR',
+  message: 'Internal server error',
+  headers: {},
+};
+
+export function describeError(error: unknown): Readonly<DescribedError> {
   if (error instanceof LlmError) {
     const headers: Record<string, string> = error.retryAfter ? { 'retry-after': error.retryAfter } : {};
     return { statusCode: error.httpStatus, code: error.code, message: error.message, headers };
@@ -45,7 +53,7 @@ export function describeError(error: unknown): DescribedError | undefined {
   if (isClientError(error)) {
     return { statusCode: error.statusCode, code: codeForStatus(error.statusCode), message: error.message, headers: {} };
   }
-  return undefined;
+  return INTERNAL_ERROR;
 }
 
 /**
@@ -58,25 +66,19 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(error: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    sendError(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>(), error, this.logger);
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const described = describeError(error);
+    if (described === INTERNAL_ERROR) {
+      const route = request.routeOptions?.url ?? 'unknown route';
+      this.logger.error(`Unhandled error on ${request.method} ${route} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
+    }
+    if (reply.sent || reply.raw.headersSent) return;
+    void reply
+      .status(described.statusCode)
+      .headers(described.headers)
+      // A route may have declared another content type (GET /metrics does); errors are always JSON.
+      .type('application/json; charset=utf-8')
+      .send(errorResponse(described.statusCode, described.code, described.message, request.id));
   }
-}
-
-export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, logger: Logger): void {
-  const described = describeError(error) ?? {
-    statusCode: 500,
-    code: 'INTERNAL_ERROR',
-    message: 'Internal server error',
-    headers: {},
-  };
-  if (described.statusCode >= 500 && !(error instanceof LlmError)) {
-    logger.error(`Unhandled error on ${request.method} ${request.routeOptions?.url ?? 'unknown route'} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
-  }
-  if (reply.sent || reply.raw.headersSent) return;
-  void reply
-    .status(described.statusCode)
-    .headers(described.headers)
-    // A route may have declared another content type (GET /metrics does); errors are always JSON.
-    .type('application/json; charset=utf-8')
-    .send(errorResponse(described.statusCode, described.code, described.message, request.id));
 }

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { once } from 'node:events';
-import { describeError } from '../common/all-exceptions.filter';
+import { describeError, INTERNAL_ERROR } from '../common/all-exceptions.filter';
 import { errorResponse } from '../common/error-response';
 import { ChatStreamEvent } from './llm.types';
 
@@ -73,13 +73,8 @@ export async function sendChatEventStream({ reply, events, abort, headers, track
     const described = endedByShutdown
       ? { statusCode: 503, code: 'SHUTTING_DOWN', message: 'The gateway is shutting down; retry the call' }
       : describeError(error);
-    if (!described) logger.error('Chat stream failed', error instanceof Error ? error.stack : String(error));
-    const body = errorResponse(
-      described?.statusCode ?? 500,
-      described?.code ?? 'INTERNAL_ERROR',
-      described?.message ?? 'Internal server error',
-      String(reply.request.id),
-    );
+    if (described === INTERNAL_ERROR) logger.error('Chat stream failed', error instanceof Error ? error.stack : String(error));
+    const body = errorResponse(described.statusCode, described.code, described.message, String(reply.request.id));
     response.write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
   } finally {
     untrack();
