@@ -99,7 +99,9 @@ async function startGateway(litellmUrl, name) {
   const main = join(ROOT, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error('dist/src/main.js is missing: `npm run bench` builds it first');
   const port = await freePort();
-  const child = spawn(process.execPath, [main], {
+  // BENCH_GATEWAY_NODE_ARGS: flags NODE_OPTIONS refuses, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile.
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
