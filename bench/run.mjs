@@ -340,7 +340,10 @@ async function main() {
         sofar.failures += result.failures;
         sofar.requests += result.requests;
         results.set(key, sofar);
-        process.stderr.write(`round ${round}/${ROUNDS} ${scenario.name} ${variant}: ${result.requests} requests, ${result.failures} failed\n`);
+        process.stderr.write(
+          `round ${round}/${ROUNDS} ${scenario.name} ${variant}: ${result.requests} requests, ${result.failures} failed; ` +
+            `gateway peak RSS so far ${peakRssMb(gateway.child.pid).toFixed(0)} MB\n`,
+        );
       }
     }
   }

