@@ -5,7 +5,7 @@
 // errors and non-2xx answers fail the run (that is what CI's --quick smoke run checks).
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
@@ -209,6 +209,21 @@ function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
+const CLOCK_TICKS_PER_S = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU time a process has used so far, in µs (from /proc, so the process needs no hook). */
+function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_S;
+}
+
 function peakRssMb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmHWM:\s+(\d+) kB/.exec(status);
@@ -328,13 +343,26 @@ async function main() {
   // Warm-up: JIT, connection pools, the organization's cached preferences.
   for (const scenario of scenarios) for (const run of Object.values(scenario.variants)) await warm(run);
 
+  // CPU per request of the process that serves each variant: steadier than req/s on a shared machine.
+  const servers = {
+    direct: upstream.child,
+    'reference hop': reference.child,
+    'SDK hop': sdkReference.child,
+    gateway: gateway.child,
+    'gateway, organization chat': gateway.child,
+    ...(litellmGateway && { 'gateway → LiteLLM': litellmGateway.child }),
+  };
   const results = new Map();
   for (let round = 1; round <= ROUNDS; round += 1) {
     for (const scenario of scenarios) {
       for (const [variant, run] of Object.entries(scenario.variants)) {
+        const server = servers[variant];
+        const cpuBefore = server ? cpuMicros(server.pid) : 0;
         const result = await run();
+        const cpu = server ? cpuMicros(server.pid) - cpuBefore : NaN;
         const key = `${scenario.name}|${variant}`;
-        const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0 };
+        const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0, cpu: 0 };
+        sofar.cpu += cpu;
         sofar.rps.push(result.rps);
         for (const latency of result.latencies) sofar.latencies.push(latency);
         sofar.failures += result.failures;
@@ -379,6 +407,11 @@ async function warm(run) {
   }
 }
 
+/** The serving process's CPU time per request, in µs; empty where the server is not ours to read. */
+function cpuPerRequest(result) {
+  return Number.isFinite(result.cpu) ? (result.cpu / result.requests).toFixed(0) : '';
+}
+
 function renderRows(scenarios, results, rssMb) {
   const lines = [];
   for (const scenario of scenarios) {
@@ -389,7 +422,8 @@ function renderRows(scenarios, results, rssMb) {
       const baseRps = base.rps.reduce((sum, value) => sum + value, 0) / base.rps.length;
       lines.push(
         `${scenario.name} | ${variant}: p50 ${percentile(result.latencies, 50).toFixed(3)} ms, ` +
-          `p99 ${percentile(result.latencies, 99).toFixed(3)} ms, ${rps.toFixed(0)} req/s (${(rps / baseRps).toFixed(3)} of direct)`,
+          `p99 ${percentile(result.latencies, 99).toFixed(3)} ms, ${rps.toFixed(0)} req/s (${(rps / baseRps).toFixed(3)} of direct), ` +
+          `${cpuPerRequest(result)} µs CPU/request`,
       );
     }
   }
@@ -417,6 +451,7 @@ function render(scenarios, results, rssMb) {
         added: variant === 'direct' ? '' : `+${(p50 - percentile(base.latencies, 50)).toFixed(3)} / +${(p99 - percentile(base.latencies, 99)).toFixed(3)}`,
         rps: scenario.kind === 'throughput' ? rps.toFixed(0) : '',
         ratio: scenario.kind === 'throughput' && variant !== 'direct' ? (rps / mean(base.rps)).toFixed(3) : '',
+        cpu: cpuPerRequest(result),
         failures: result.failures,
       });
     }
@@ -444,9 +479,14 @@ function render(scenarios, results, rssMb) {
   checks.push(['(for scale) chat at 32 connections: share of the SDK hop the gateway reaches', share(chat32, sdk32), true]);
   checks.push(['(for scale) embeddings at 32 connections: share of the SDK hop the gateway reaches', share(emb32, embSdk32), true]);
 
-  const header = '| scenario | variant | requests | p50 ms | p99 ms | added p50 / p99 ms | req/s | ratio to direct | errors + non-2xx |';
-  const line = '|---|---|---:|---:|---:|---:|---:|---:|---:|';
-  const table = [header, line, ...rows.map((r) => `| ${r.scenario} | ${r.variant} | ${r.requests} | ${r.p50} | ${r.p99} | ${r.added} | ${r.rps} | ${r.ratio} | ${r.failures} |`)].join('\n');
+  const header =
+    '| scenario | variant | requests | p50 ms | p99 ms | added p50 / p99 ms | req/s | ratio to direct | server CPU µs/request | errors + non-2xx |';
+  const line = '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const table = [
+    header,
+    line,
+    ...rows.map((r) => `| ${r.scenario} | ${r.variant} | ${r.requests} | ${r.p50} | ${r.p99} | ${r.added} | ${r.rps} | ${r.ratio} | ${r.cpu} | ${r.failures} |`),
+  ].join('\n');
   const targets = ['| target | measured | met |', '|---|---:|:---:|', ...checks.map(([name, value, ok]) => `| ${name} | ${value} | ${ok ? 'yes' : 'NO'} |`)].join('\n');
   const cpus = os.cpus();
   const machine = [
