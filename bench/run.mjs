@@ -495,6 +495,7 @@ function render(scenarios, results, rssMb) {
     `- Gateway: production build (NODE_ENV=production, LOG_LEVEL=warn, caller keys on), ${databaseUrl ? 'the local PostgreSQL server' : 'embedded PostgreSQL (PGlite)'}`,
     `- ${ROUNDS} alternating round(s) of ${DURATION_S} s per variant; time to first byte over ${TTFB_SAMPLES} sequential requests per round`,
     `- Variants: direct = to the zero-latency upstream; reference hop = bare node:http proxy (keep-alive agent, JSON parsed and re-serialized); SDK hop = bare node:http calling the upstream through the openai SDK on the gateway's transport, the ceiling for a hop that must use the SDK; gateway = the production build`,
+    `- Server CPU µs/request: user + system CPU of the process serving the variant, over the requests it served; it includes the process's background work (timers, GC, JIT), which dominates at low request rates (the LiteLLM rows)`,
     `- Load generator, upstream, reference hops and gateway share the machine: compare ratios within one run, not absolute figures across runs`,
   ].join('\n');
   const command = `npm run bench${QUICK || WITH_LITELLM ? ` -- ${[QUICK && '--quick', WITH_LITELLM && '--litellm'].filter(Boolean).join(' ')}` : ''}`;

@@ -9,8 +9,10 @@ import { Environment } from './config/environment';
 // again; under sustained load that pushed the gateway from ~140 MB idle to 200-300 MB resident for a live
 // heap of ~40 MB. 1.25x keeps the peak near what is live (bench: ~35 MB less at 32 connections), without
 // a hard heap cap that a burst of large embedding batches could run into. V8 reads the factor at each
-// collection, so setting it here works; NODE_OPTIONS does not accept it.
-setFlagsFromString('--heap-growing-percent=25');
+// collection, so setting it here works; NODE_OPTIONS does not accept it, a node command-line flag wins.
+if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent'))) {
+  setFlagsFromString('--heap-growing-percent=25');
+}
 
 async function bootstrap(): Promise<void> {
   // Variables already set win over the file, as with dotenv.
