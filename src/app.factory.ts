@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
+import { checkCallerKeysEarly } from './auth/api-key.guard';
 import { CallerKeys, parseKeyList } from './auth/caller-keys';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -83,6 +84,7 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   const fastify = app.getHttpAdapter().getInstance();
   observeRequests(fastify, app.get(MetricsService));
   sendSecurityHeaders(fastify);
+  checkCallerKeysEarly(fastify, callerKeys);
 
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
   registerJsonBodyParser(fastify, config.get('BODY_LIMIT_BYTES', { infer: true }));

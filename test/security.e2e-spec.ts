@@ -62,6 +62,32 @@ describe('security baseline', () => {
       expect(upstream.received).toHaveLength(0);
     });
 
+    it('checks the key before reading the body: a caller without one cannot make the gateway parse', async () => {
+      const post = (headers: Record<string, string>, body: string) =>
+        fetch(`${gateway.url}/v1/chat`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      const malformed = '{"messages": [';
+      const oversized = `{"messages":[{"role":"user","content":"${'x'.repeat(1_100_000)}"}]}`;
+
+      // Parsed first, these would be a 400 and a 413.
+      expect((await post({}, malformed)).status).toBe(401);
+      expect((await post({}, oversized)).status).toBe(401);
+      expect((await post(as('gw-not-a-key-000000000000000'), malformed)).status).toBe(401);
+      expect((await post(as(CALLER_KEY), malformed)).status).toBe(400);
+    });
+
+    it('needs a key on every /v1 route and on no other route (the early check relies on it)', async () => {
+      const document = await readJson(await request('GET', '/docs-json'));
+      const routes = Object.entries(document.paths as Record<string, Record<string, { security?: unknown }>>).flatMap(
+        ([path, operations]) => Object.entries(operations).map(([method, operation]) => ({ path, method, secured: operation.security !== undefined })),
+      );
+
+      expect(routes.length).toBeGreaterThan(8);
+      for (const route of routes) expect({ ...route, secured: route.path.startsWith('/v1/') }).toEqual(route);
+      for (const route of routes.filter((candidate) => !candidate.secured && candidate.method === 'get')) {
+        expect([route.path, (await request('GET', route.path)).status]).not.toEqual([route.path, 401]);
+      }
+    });
+
     it('lets caller keys use the model routes and read organizations; old and new keys both work during a rotation', async () => {
       for (const key of [CALLER_KEY, ROTATED_CALLER_KEY]) {
         expect((await request('POST', '/v1/chat', as(key), hello)).status).toBe(200);
@@ -158,7 +184,11 @@ describe('security baseline', () => {
         const started = Date.now();
         socket.on('close', () => resolve(Date.now() - started));
       });
-      socket.write(`POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess`);
+      // With a valid key: without one, the early key check answers 401 before any of the body is awaited.
+      socket.write(
+        `POST /v1/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CALLER_KEY}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess`,
+      );
 
       const elapsed = await closed;
       expect(elapsed).toBeLessThan(5_000); // REQUEST_TIMEOUT_MS is 1.5 s here

@@ -1,10 +1,36 @@
 import { CanActivate, ExecutionContext, ForbiddenException, Injectable, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ADMIN_ROUTE, PUBLIC_ROUTE } from './auth.decorators';
 import { bearerToken, CallerIdentity, CallerKeys } from './caller-keys';
 
 export type AuthenticatedRequest = FastifyRequest & { caller?: CallerIdentity };
+
+/** Every route under this prefix needs a key; the routes outside it (health, metrics, docs) are @Public(). */
+export const API_ROUTE_PREFIX = '/v1/';
+
+function unauthorized(): UnauthorizedException {
+  return new UnauthorizedException({
+    code: 'UNAUTHORIZED',
+    message: 'A valid API key is required: Authorization: Bearer <key>',
+    headers: { 'www-authenticate': 'Bearer' },
+  });
+}
+
+/**
+ * Checks the key as soon as a request for an API route arrives, before its body is read: an unauthenticated
+ * caller cannot make the gateway read and parse up to BODY_LIMIT_BYTES of JSON. ApiKeyGuard still decides
+ * (public routes, admin scope); this answers early only what the guard would answer anyway.
+ */
+export function checkCallerKeysEarly(fastify: FastifyInstance, keys: CallerKeys): void {
+  if (!keys.enabled) return;
+  fastify.addHook('onRequest', async (request: AuthenticatedRequest) => {
+    if (!request.routeOptions.url?.startsWith(API_ROUTE_PREFIX)) return;
+    const caller = keys.identify(bearerToken(request.headers.authorization));
+    if (!caller) throw unauthorized();
+    request.caller = caller;
+  });
+}
 
 /**
  * Every route needs a caller key unless marked @Public(); @AdminOnly() routes need an admin key.
@@ -22,14 +48,9 @@ export class ApiKeyGuard implements CanActivate {
     if (!this.keys.enabled || this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
 
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const caller = this.keys.identify(bearerToken(request.headers.authorization));
-    if (!caller) {
-      throw new UnauthorizedException({
-        code: 'UNAUTHORIZED',
-        message: 'A valid API key is required: Authorization: Bearer <key>',
-        headers: { 'www-authenticate': 'Bearer' },
-      });
-    }
+    // Identified already by checkCallerKeysEarly() for API routes.
+    const caller = request.caller ?? this.keys.identify(bearerToken(request.headers.authorization));
+    if (!caller) throw unauthorized();
     request.caller = caller;
     if (this.reflector.getAllAndOverride<boolean>(ADMIN_ROUTE, targets) && caller.scope !== 'admin') {
       throw new ForbiddenException({ code: 'FORBIDDEN', message: 'This route needs an admin API key' });
