@@ -310,4 +310,61 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
       expect((await chat(uncached.id)).status).toBe(200);
     });
   });
+
+  describe('across instances', () => {
+    let other: RunningGateway;
+
+    beforeAll(async () => {
+      // A second instance on the same database, caching for 10 minutes: only the change feed can update it in time.
+      other = await startGateway({
+        NODE_ENV: 'test',
+        LITELLM_URL: upstream.url,
+        LITELLM_API_KEY: 'sk-test',
+        DATABASE_URL: database.urlVia(proxy.port),
+        ORG_CACHE_TTL_MS: '600000',
+        MODELS_CACHE_TTL_MS: '0',
+      });
+    });
+
+    afterAll(async () => {
+      await other?.close();
+    });
+
+    const chatOnOther = (id: string) => postJson(`${other.url}/v1/organizations/${id}/chat`, hello);
+
+    /** What the other instance answers, once it differs from `before` or after 10 s. */
+    async function otherAnswerAfterChange(id: string, before: string | null): Promise<string | null> {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const response = await chatOnOther(id);
+        const seen = response.status === 200 ? response.headers.get('x-llm-model') : String(response.status);
+        if (seen !== before || Date.now() > deadline) return seen;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+
+    it('a PATCH or a DELETE through one instance reaches the cache of another at once, not after its TTL', async () => {
+      const org = await createOrganization({ name: 'Shared', llmModel: 'gpt-4o', llmFallbackModel: null });
+      expect((await chatOnOther(org.id)).headers.get('x-llm-model')).toBe('gpt-4o');
+
+      expect((await patch(org.id, { llmModel: 'claude-3-5-sonnet' })).status).toBe(200);
+      expect(await otherAnswerAfterChange(org.id, 'gpt-4o')).toBe('claude-3-5-sonnet');
+
+      expect((await fetch(api(`/${org.id}`), { method: 'DELETE' })).status).toBe(204);
+      expect(await otherAnswerAfterChange(org.id, 'claude-3-5-sonnet')).toBe('404');
+    });
+
+    it('listens again once the database is back, and drops what it cached meanwhile', async () => {
+      const org = await createOrganization({ name: 'Shared twice', llmModel: 'gpt-4o', llmFallbackModel: null });
+      expect((await chatOnOther(org.id)).headers.get('x-llm-model')).toBe('gpt-4o');
+
+      proxy.cut();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      proxy.restore();
+      // Changed behind the instances' backs (the admin connection does not go through the proxy).
+      await database.query(`UPDATE organizations SET llm_model = 'claude-3-5-sonnet' WHERE id = $1`, [org.id]);
+
+      expect(await otherAnswerAfterChange(org.id, 'gpt-4o')).toBe('claude-3-5-sonnet');
+    }, 20_000);
+  });
 });

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LlmClientModule } from '../llm/llm-client.module';
+import { OrganizationChangeFeed } from './organization-change-feed';
 import { Organization } from './organization.entity';
 import { OrganizationsController } from './organizations.controller';
 import { OrganizationsService } from './organizations.service';
@@ -8,7 +9,7 @@ import { OrganizationsService } from './organizations.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Organization]), LlmClientModule],
   controllers: [OrganizationsController],
-  providers: [OrganizationsService],
+  providers: [OrganizationsService, OrganizationChangeFeed],
   exports: [OrganizationsService],
 })
 export class OrganizationsModule {}

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Repository } from 'typeorm';
 import { Environment, validateEnvironment } from '../config/environment';
 import { ModelCatalogService } from '../llm/model-catalog.service';
+import { OrganizationChangeFeed, OrganizationChangeHandler } from './organization-change-feed';
 import { Organization } from './organization.entity';
 import { OrganizationsService } from './organizations.service';
 
@@ -13,12 +14,15 @@ function setup(ttlMs: number) {
   const repository = { findOne: jest.fn(), update: jest.fn(), findOneBy: jest.fn(), delete: jest.fn() };
   const catalog = { listChatModels: jest.fn(async () => ['claude-3-5-sonnet', 'gpt-4o']) };
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ORG_CACHE_TTL_MS: String(ttlMs) }));
+  const changes = { handler: undefined as OrganizationChangeHandler | undefined, publish: jest.fn(async () => undefined) };
+  const feed = { onChange: (handler: OrganizationChangeHandler) => (changes.handler = handler), publish: changes.publish };
   const service = new OrganizationsService(
     repository as unknown as Repository<Organization>,
     catalog as unknown as ModelCatalogService,
+    feed as unknown as OrganizationChangeFeed,
     config,
   );
-  return { service, repository };
+  return { service, repository, changes };
 }
 
 const stored = { id: ID, name: 'Acme', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' } as Organization;
@@ -33,6 +37,37 @@ describe('OrganizationsService preferences cache', () => {
 
     expect(again).toEqual({ id: ID, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' });
     expect(repository.findOne).toHaveBeenCalledTimes(1);
+  });
+
+  it('drops an entry when another instance says its organization changed, and everything when changes were missed', async () => {
+    const { service, repository, changes } = setup(60_000);
+    repository.findOne.mockResolvedValue(stored);
+    await service.getPreferences(ID);
+
+    changes.handler!('00000000-0000-4000-8000-000000000000');
+    await service.getPreferences(ID);
+    expect(repository.findOne).toHaveBeenCalledTimes(1);
+
+    changes.handler!(ID);
+    await service.getPreferences(ID);
+    expect(repository.findOne).toHaveBeenCalledTimes(2);
+
+    changes.handler!(undefined);
+    await service.getPreferences(ID);
+    expect(repository.findOne).toHaveBeenCalledTimes(3);
+  });
+
+  it('tells the other instances about a PATCH and a DELETE', async () => {
+    const { service, repository, changes } = setup(60_000);
+    repository.findOne.mockResolvedValue(stored);
+    repository.findOneBy.mockResolvedValue(stored);
+    repository.update.mockResolvedValue({ affected: 1 });
+    repository.delete.mockResolvedValue({ affected: 1 });
+
+    await service.update(ID, { llmFallbackModel: null });
+    await service.remove(ID);
+
+    expect(changes.publish.mock.calls).toEqual([[ID], [ID]]);
   });
 
   it('reads again after the TTL', async () => {

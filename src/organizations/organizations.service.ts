@@ -7,6 +7,7 @@ import { databaseUnavailable, isDatabaseUnavailable, isUniqueViolation } from '.
 import { LlmError } from '../llm/llm.errors';
 import { ModelCatalogService } from '../llm/model-catalog.service';
 import { CreateOrganizationDto, UpdateOrganizationDto } from './dto/organization.dto';
+import { OrganizationChangeFeed } from './organization-change-feed';
 import { DEFAULT_LLM_FALLBACK_MODEL, DEFAULT_LLM_MODEL, Organization } from './organization.entity';
 
 /** What a chat call needs to know about an organization. */
@@ -34,15 +35,17 @@ function organizationNotFound(id: string): NotFoundException {
 export class OrganizationsService {
   private readonly logger = new Logger(OrganizationsService.name);
   private readonly cacheTtlMs: number;
-  /** Preferences by organization id. Dropped on PATCH/DELETE here; other instances see changes after the TTL. */
+  /** Preferences by organization id. Dropped on PATCH/DELETE, here and, through the change feed, everywhere. */
   private readonly preferenceCache = new Map<string, { preferences: OrganizationPreferences; expiresAt: number }>();
 
   constructor(
     @InjectRepository(Organization) private readonly organizations: Repository<Organization>,
     private readonly modelCatalog: ModelCatalogService,
+    private readonly changes: OrganizationChangeFeed,
     config: ConfigService<Environment, true>,
   ) {
     this.cacheTtlMs = config.get('ORG_CACHE_TTL_MS', { infer: true });
+    changes.onChange((id) => (id === undefined ? this.preferenceCache.clear() : this.preferenceCache.delete(id)));
   }
 
   async create(dto: CreateOrganizationDto): Promise<Organization> {
@@ -107,6 +110,7 @@ export class OrganizationsService {
         throw this.translate(error);
       }
       this.preferenceCache.delete(id);
+      await this.changes.publish(id);
     }
     return this.findOne(id);
   }
@@ -120,6 +124,7 @@ export class OrganizationsService {
     }
     this.preferenceCache.delete(id);
     if (!affected) throw organizationNotFound(id);
+    await this.changes.publish(id);
   }
 
   /**
