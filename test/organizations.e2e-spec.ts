@@ -13,20 +13,22 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
   let proxy: TcpProxy;
   let gateway: RunningGateway;
   const hello = { messages: [{ role: 'user', content: 'hello org' }] };
+  /** Every instance of the suite: the fake upstream, the suite's database through the proxy it can cut. */
+  const gatewayEnvironment = (orgCacheTtlMs: number) => ({
+    NODE_ENV: 'test',
+    LITELLM_URL: upstream.url,
+    LITELLM_API_KEY: 'sk-test',
+    DATABASE_URL: database.urlVia(proxy.port),
+    ORG_CACHE_TTL_MS: String(orgCacheTtlMs),
+    MODELS_CACHE_TTL_MS: '0',
+  });
 
   beforeAll(async () => {
     await upstream.start();
     database = await createTestDatabase();
     const { host, port } = testDatabaseAddress();
     proxy = await new TcpProxy(host, port).start();
-    gateway = await startGateway({
-      NODE_ENV: 'test',
-      LITELLM_URL: upstream.url,
-      LITELLM_API_KEY: 'sk-test',
-      DATABASE_URL: database.urlVia(proxy.port),
-      ORG_CACHE_TTL_MS: '60000',
-      MODELS_CACHE_TTL_MS: '0',
-    });
+    gateway = await startGateway(gatewayEnvironment(60_000));
   });
 
   afterAll(async () => {
@@ -316,14 +318,7 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
 
     beforeAll(async () => {
       // A second instance on the same database, caching for 10 minutes: only the change feed can update it in time.
-      other = await startGateway({
-        NODE_ENV: 'test',
-        LITELLM_URL: upstream.url,
-        LITELLM_API_KEY: 'sk-test',
-        DATABASE_URL: database.urlVia(proxy.port),
-        ORG_CACHE_TTL_MS: '600000',
-        MODELS_CACHE_TTL_MS: '0',
-      });
+      other = await startGateway(gatewayEnvironment(600_000));
     });
 
     afterAll(async () => {
