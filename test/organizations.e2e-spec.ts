@@ -352,14 +352,18 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
     it('listens again once the database is back, and drops what it cached meanwhile', async () => {
       const org = await createOrganization({ name: 'Shared twice', llmModel: 'gpt-4o', llmFallbackModel: null });
       expect((await chatOnOther(org.id)).headers.get('x-llm-model')).toBe('gpt-4o');
+      const listening = async () => /^organization_change_feed_listening (\d)$/m.exec(await (await fetch(`${other.url}/metrics`)).text())?.[1];
+      expect(await listening()).toBe('1');
 
       proxy.cut();
       await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await listening()).toBe('0');
       proxy.restore();
       // Changed behind the instances' backs (the admin connection does not go through the proxy).
       await database.query(`UPDATE organizations SET llm_model = 'claude-3-5-sonnet' WHERE id = $1`, [org.id]);
 
       expect(await otherAnswerAfterChange(org.id, 'gpt-4o')).toBe('claude-3-5-sonnet');
+      expect(await listening()).toBe('1');
     }, 20_000);
   });
 });

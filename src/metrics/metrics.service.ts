@@ -45,6 +45,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly organizationChangeFeedListening = new Gauge({
+    name: 'organization_change_feed_listening',
+    help: '1 while this instance hears organization changes made through others (PostgreSQL LISTEN); 0 while it relies on ORG_CACHE_TTL_MS',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

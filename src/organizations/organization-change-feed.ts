@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Client, Notification } from 'pg';
 import { DataSource } from 'typeorm';
 import { Environment } from '../config/environment';
+import { MetricsService } from '../metrics/metrics.service';
 
 export const ORGANIZATION_CHANGED_CHANNEL = 'llm_gateway_organization_changed';
 
@@ -32,6 +33,7 @@ export class OrganizationChangeFeed implements OnApplicationBootstrap, OnApplica
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly metrics: MetricsService,
     config: ConfigService<Environment, true>,
   ) {
     this.databaseUrl = config.get('DATABASE_URL', { infer: true });
@@ -78,6 +80,7 @@ export class OrganizationChangeFeed implements OnApplicationBootstrap, OnApplica
       this.disconnected(client);
       return;
     }
+    this.metrics.organizationChangeFeedListening.set(1);
     // Whatever was cached while nobody listened may be stale (at boot the cache is empty anyway).
     this.notify(undefined);
     if (this.wasConnected) this.logger.log('Listening for organization changes again; dropped the preference cache');
@@ -88,6 +91,7 @@ export class OrganizationChangeFeed implements OnApplicationBootstrap, OnApplica
   private disconnected(client: Client): void {
     if (this.client !== client || this.stopped) return;
     this.client = undefined;
+    this.metrics.organizationChangeFeedListening.set(0);
     void client.end().catch(() => undefined);
     this.logger.warn(
       `Not listening for organization changes (database unreachable); retrying in ${this.reconnectDelayMs} ms. ` +
