@@ -13,33 +13,33 @@ function headersOf(init: RequestInit | undefined): Record<string, string> {
   return headers;
 }
 
-/** The read side of fetch's Headers over the header object undici already parsed (names in lower case). */
+/**
+ * The read side of fetch's Headers over the header object undici already parsed (names in lower case). The
+ * object is a private field: the SDK's debug logging copies a non-Headers object's own properties, and it
+ * must not find every header there, unredacted.
+ */
 export class UpstreamHeaders {
-  constructor(private readonly raw: IncomingHttpHeaders) {}
+  readonly #raw: IncomingHttpHeaders;
+
+  constructor(raw: IncomingHttpHeaders) {
+    this.#raw = raw;
+  }
 
   get(name: string): string | null {
-    const value = this.raw[name.toLowerCase()];
+    const value = this.#raw[name.toLowerCase()];
     if (value === undefined) return null;
     return Array.isArray(value) ? value.join(', ') : value;
   }
 
   has(name: string): boolean {
-    return this.raw[name.toLowerCase()] !== undefined;
+    return this.#raw[name.toLowerCase()] !== undefined;
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const name of Object.keys(this.raw).sort()) {
+    for (const name of Object.keys(this.#raw).sort()) {
       const value = this.get(name);
       if (value !== null) yield [name, value];
     }
-  }
-
-  keys(): IterableIterator<string> {
-    return Array.from(this.entries(), ([name]) => name)[Symbol.iterator]();
-  }
-
-  values(): IterableIterator<string> {
-    return Array.from(this.entries(), ([, value]) => value)[Symbol.iterator]();
   }
 
   forEach(callback: (value: string, name: string, headers: UpstreamHeaders) => void): void {
