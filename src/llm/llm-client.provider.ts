@@ -22,6 +22,9 @@ export class LlmClientProvider {
       timeout: config.get('LLM_TIMEOUT_MS', { infer: true }),
       maxRetries: config.get('LLM_MAX_RETRIES', { infer: true }),
       fetch: createUpstreamFetch(),
+      // Fixed, so that OPENAI_LOG=debug in the environment cannot make the SDK print request bodies
+      // (prompts) and headers to the console: the gateway's own logs say what happened to a call.
+      logLevel: 'warn',
     });
   }
 }
