@@ -8,7 +8,7 @@ import { checkCallerKeysEarly } from './auth/api-key.guard';
 import { CallerKeys, parseKeyList } from './auth/caller-keys';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
-import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
 import { registerJsonBodyParser } from './common/json-body-parser';
 import { sendSecurityHeaders } from './common/security-headers';
 import { requestIdFor } from './common/request-id';

@@ -8,7 +8,7 @@ import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { MetricsModule } from './metrics/metrics.module';
-import { LlmModule } from './llm/llm.module';
+import { ApiModule } from './api/api.module';
 import { OrganizationsModule } from './organizations/organizations.module';
 
 @Module({})
@@ -40,7 +40,7 @@ export class AppModule {
         LifecycleModule,
         MetricsModule,
         OrganizationsModule,
-        LlmModule,
+        ApiModule,
         HealthModule,
       ],
     };

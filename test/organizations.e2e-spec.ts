@@ -100,7 +100,7 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
     });
 
     it('refuses the write with 503 when LiteLLM cannot be asked, storing nothing', async () => {
-      upstream.respondNext({ status: 503 });
+      upstream.respondNext({ path: '/models', status: 503 });
 
       const response = await postJson(api(''), { name: 'Unchecked' });
 

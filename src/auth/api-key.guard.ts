@@ -1,6 +1,7 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Injectable, UnauthorizedException } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError } from '../common/errors/gateway-error';
 import { ADMIN_ROUTE, PUBLIC_ROUTE } from './auth.decorators';
 import { bearerToken, CallerIdentity, CallerKeys } from './caller-keys';
 
@@ -9,12 +10,8 @@ export type AuthenticatedRequest = FastifyRequest & { caller?: CallerIdentity };
 /** Every route under this prefix needs a key; the routes outside it (health, metrics, docs) are @Public(). */
 export const API_ROUTE_PREFIX = '/v1/';
 
-function unauthorized(): UnauthorizedException {
-  return new UnauthorizedException({
-    code: 'UNAUTHORIZED',
-    message: 'A valid API key is required: Authorization: Bearer <key>',
-    headers: { 'www-authenticate': 'Bearer' },
-  });
+function unauthorized(): GatewayError {
+  return new GatewayError('UNAUTHORIZED', 'A valid API key is required: Authorization: Bearer <key>', { 'www-authenticate': 'Bearer' });
 }
 
 /**
@@ -53,7 +50,7 @@ export class ApiKeyGuard implements CanActivate {
     if (!caller) throw unauthorized();
     request.caller = caller;
     if (this.reflector.getAllAndOverride<boolean>(ADMIN_ROUTE, targets) && caller.scope !== 'admin') {
-      throw new ForbiddenException({ code: 'FORBIDDEN', message: 'This route needs an admin API key' });
+      throw new GatewayError('FORBIDDEN', 'This route needs an admin API key');
     }
     return true;
   }

@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { MetricsService } from '../metrics/metrics.service';
+import { MODEL_HEADER } from './model-name';
 import { REQUEST_ID_HEADER } from './request-id';
 
-export const MODEL_HEADER = 'x-llm-model';
 
 /** Probes and scrapes come every few seconds: logged at debug level so they do not drown the rest. */
 const QUIET_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);

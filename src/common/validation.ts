@@ -1,5 +1,6 @@
-import { BadRequestException, ParseUUIDPipe, ValidationError } from '@nestjs/common';
+import { ParseUUIDPipe, ValidationError } from '@nestjs/common';
 import { ValidateIf } from 'class-validator';
+import { GatewayError } from './errors/gateway-error';
 
 /** `messages.0.role must be one of ...`: every failed constraint, with the path to the field. */
 function flatten(errors: ValidationError[], parentPath = ''): string[] {
@@ -12,13 +13,13 @@ function flatten(errors: ValidationError[], parentPath = ''): string[] {
   });
 }
 
-export function validationExceptionFactory(errors: ValidationError[]): BadRequestException {
-  return new BadRequestException({ code: 'VALIDATION_FAILED', message: flatten(errors).join('; ') });
+export function validationExceptionFactory(errors: ValidationError[]): GatewayError {
+  return new GatewayError('VALIDATION_FAILED', flatten(errors).join('; '));
 }
 
 /** For `:id` route parameters: a clear 400 in the usual shape for anything that is not a UUID. */
 export const parseUuid = new ParseUUIDPipe({
-  exceptionFactory: () => new BadRequestException({ code: 'VALIDATION_FAILED', message: 'id must be a UUID' }),
+  exceptionFactory: () => new GatewayError('VALIDATION_FAILED', 'id must be a UUID'),
 });
 
 /** Like @IsOptional(), but null is validated (and so refused) rather than waved through as absent. */

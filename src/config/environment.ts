@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { applyDecorators } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
+import { IsModelName } from '../common/model-name';
 import {
   IsBoolean,
   IsIn,
@@ -77,8 +78,10 @@ export class Environment {
   @MinLength(1)
   LITELLM_API_KEY?: string;
 
+  /** The whole plain answer, or a stream's first byte, must come within this. */
   @IsInt()
   @Min(100)
+  @Max(600_000)
   LLM_TIMEOUT_MS: number = 60_000;
 
   @IsInt()
@@ -89,14 +92,29 @@ export class Environment {
   /** Once a stream has started: the longest silence from LiteLLM before the stream is ended as timed out. */
   @IsInt()
   @Min(100)
+  @Max(600_000)
   LLM_STREAM_IDLE_TIMEOUT_MS: number = 60_000;
 
-  @IsString()
-  @MinLength(1)
+  /** Once a stream has started: how long a caller that stops reading may hold it before it is cut. */
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  STREAM_WRITE_TIMEOUT_MS: number = 60_000;
+
+  /** How long an idle connection to LiteLLM is kept: below LiteLLM's own (uvicorn: 5 s), or calls meet closing sockets. */
+  @IsInt()
+  @Min(100)
+  @Max(300_000)
+  LITELLM_KEEP_ALIVE_TIMEOUT_MS: number = 4_000;
+
+  /** Fall back to an organization's fallback model when the provider's content policy refused the prompt. */
+  @IsBooleanFlag()
+  FALLBACK_ON_CONTENT_POLICY: boolean = false;
+
+  @IsModelName()
   DEFAULT_CHAT_MODEL: string = 'gpt-4o';
 
-  @IsString()
-  @MinLength(1)
+  @IsModelName()
   DEFAULT_EMBEDDING_MODEL: string = 'text-embedding-3-small';
 
   @IsInt()

@@ -1,4 +1,4 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { GatewayError } from '../common/errors/gateway-error';
 
 /** How long a caller should wait before trying again when the database is away. */
 export const DATABASE_RETRY_AFTER_SECONDS = '5';
@@ -17,11 +17,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   });
 }
 
-export function databaseUnavailable(): ServiceUnavailableException {
-  return new ServiceUnavailableException({
-    code: 'DATABASE_UNAVAILABLE',
-    message: 'The database is unreachable; try again shortly',
-    retryAfter: DATABASE_RETRY_AFTER_SECONDS,
+export function databaseUnavailable(): GatewayError {
+  return new GatewayError('DATABASE_UNAVAILABLE', 'The database is unreachable; try again shortly', {
+    'retry-after': DATABASE_RETRY_AFTER_SECONDS,
   });
 }
 

@@ -6,7 +6,7 @@ import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Environment } from '../config/environment';
 import { ShutdownService } from '../lifecycle/shutdown.service';
-import { LiteLLMHealthIndicator } from './litellm.health';
+import { LiteLLMHealthIndicator } from '../litellm/litellm.health';
 
 /** Probes for the orchestrator. No key needed; no dependency is called more than once per probe. */
 @ApiTags('health')

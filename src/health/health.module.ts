@@ -1,11 +1,10 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { LiteLLMModule } from '../litellm/litellm.module';
 import { HealthController } from './health.controller';
-import { LiteLLMHealthIndicator } from './litellm.health';
 
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false })],
+  imports: [TerminusModule.forRoot({ logger: false }), LiteLLMModule],
   controllers: [HealthController],
-  providers: [LiteLLMHealthIndicator],
 })
 export class HealthModule {}

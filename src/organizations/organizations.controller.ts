@@ -13,7 +13,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { AdminOnly } from '../auth/auth.decorators';
-import { ErrorResponseDto } from '../common/error-response';
+import { ErrorResponseDto } from '../common/errors/error-response';
 import { parseUuid } from '../common/validation';
 import {
   CreateOrganizationDto,

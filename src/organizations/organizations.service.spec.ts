@@ -1,8 +1,8 @@
-import { NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { GatewayError } from '../common/errors/gateway-error';
 import { ConfigService } from '@nestjs/config';
 import { Repository } from 'typeorm';
 import { Environment, validateEnvironment } from '../config/environment';
-import { ModelCatalogService } from '../llm/model-catalog.service';
+import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { OrganizationChangeFeed, OrganizationChangeHandler } from './organization-change-feed';
 import { Organization } from './organization.entity';
 import { OrganizationsService } from './organizations.service';
@@ -95,8 +95,8 @@ describe('OrganizationsService preferences cache', () => {
 
     const error = await service.getPreferences(ID).catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(ServiceUnavailableException);
-    expect((error as ServiceUnavailableException).getResponse()).toMatchObject({ code: 'DATABASE_UNAVAILABLE', retryAfter: '5' });
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ code: 'DATABASE_UNAVAILABLE', status: 503, headers: { 'retry-after': '5' } });
   });
 
   it('does not hide other database errors behind the cache', async () => {
@@ -120,7 +120,7 @@ describe('OrganizationsService preferences cache', () => {
     await service.remove(ID);
     repository.findOne.mockResolvedValue(null);
 
-    await expect(service.getPreferences(ID)).rejects.toBeInstanceOf(NotFoundException);
+    await expect(service.getPreferences(ID)).rejects.toMatchObject({ code: 'ORGANIZATION_NOT_FOUND' });
     expect(repository.findOne).toHaveBeenCalledTimes(3);
   });
 });

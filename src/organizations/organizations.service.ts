@@ -1,11 +1,11 @@
-import { BadRequestException, ConflictException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { Environment } from '../config/environment';
 import { databaseUnavailable, isDatabaseUnavailable, isUniqueViolation } from '../database/database.errors';
-import { LlmError } from '../llm/llm.errors';
-import { ModelCatalogService } from '../llm/model-catalog.service';
+import { GatewayError } from '../common/errors/gateway-error';
+import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { CreateOrganizationDto, UpdateOrganizationDto } from './dto/organization.dto';
 import { OrganizationChangeFeed } from './organization-change-feed';
 import { DEFAULT_LLM_FALLBACK_MODEL, DEFAULT_LLM_MODEL, Organization } from './organization.entity';
@@ -27,8 +27,8 @@ export interface OrganizationPage {
 /** Bounds the memory the preference cache can take; far above any real number of tenants. */
 const MAX_CACHED_ORGANIZATIONS = 10_000;
 
-function organizationNotFound(id: string): NotFoundException {
-  return new NotFoundException({ code: 'ORGANIZATION_NOT_FOUND', message: `Organization ${id} does not exist` });
+function organizationNotFound(id: string): GatewayError {
+  return new GatewayError('ORGANIZATION_NOT_FOUND', `Organization ${id} does not exist`);
 }
 
 @Injectable()
@@ -60,7 +60,7 @@ export class OrganizationsService {
       id = inserted.identifiers[0].id as string;
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictException({ code: 'ORGANIZATION_EXISTS', message: `Organization ${dto.id} already exists` });
+        throw new GatewayError('ORGANIZATION_EXISTS', `Organization ${dto.id} already exists`);
       }
       throw this.translate(error);
     }
@@ -172,10 +172,7 @@ export class OrganizationsService {
     changing: { llmModel?: string; llmFallbackModel?: string | null },
   ): Promise<void> {
     if (next.llmFallbackModel !== null && next.llmFallbackModel === next.llmModel) {
-      throw new BadRequestException({
-        code: 'FALLBACK_SAME_AS_PRIMARY',
-        message: `llmFallbackModel must differ from llmModel (both are ${next.llmModel})`,
-      });
+      throw new GatewayError('FALLBACK_SAME_AS_PRIMARY', `llmFallbackModel must differ from llmModel (both are ${next.llmModel})`);
     }
     const toCheck = Object.entries(changing).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
     if (toCheck.length === 0) return;
@@ -185,20 +182,17 @@ export class OrganizationsService {
       // Embedding models cannot serve a chat, so they are not offered.
       available = await this.modelCatalog.listChatModels();
     } catch (error) {
-      const reason = error instanceof LlmError ? error.message : 'LiteLLM could not be asked';
-      throw new ServiceUnavailableException({
-        code: 'MODEL_CATALOG_UNAVAILABLE',
-        message: `Cannot check the models against LiteLLM's list (${reason}); nothing was stored`,
-        retryAfter: '5',
-      });
+      const reason = error instanceof GatewayError ? error.message : 'LiteLLM could not be asked';
+      throw new GatewayError(
+        'MODEL_CATALOG_UNAVAILABLE',
+        `Cannot check the models against LiteLLM's list (${reason}); nothing was stored`,
+        { 'retry-after': '5' },
+      );
     }
     const unknown = toCheck.filter(([, model]) => !available.includes(model));
     if (unknown.length > 0) {
       const named = unknown.map(([field, model]) => `${field} "${model}"`).join(' and ');
-      throw new BadRequestException({
-        code: 'UNKNOWN_MODEL',
-        message: `${named} not served by LiteLLM as a chat model. Available models: ${available.join(', ')}`,
-      });
+      throw new GatewayError('UNKNOWN_MODEL', `${named} not served by LiteLLM as a chat model. Available models: ${available.join(', ')}`);
     }
   }
 

@@ -12,6 +12,11 @@ export const FAKE_EMBEDDING_DIMENSIONS = 1536;
 export const FAKE_MODELS = ['claude-3-5-sonnet', 'gpt-4o', 'text-embedding-3-small'];
 
 export interface ScriptedResponse {
+  /**
+   * Only for a request whose path ends with this. Without it, a script is for the next model call (chat or
+   * embeddings), never for the model list, which the gateway also reads in the background.
+   */
+  path?: string;
   status?: number;
   body?: unknown;
   headers?: Record<string, string>;
@@ -111,7 +116,7 @@ export class FakeUpstream {
       if (!response.writableFinished) record.closedByClient = true;
     });
 
-    const script = this.scripted.shift() ?? {};
+    const script = this.nextScriptFor(record.path);
     if (script.delayMs) await new Promise((resolve) => setTimeout(resolve, script.delayMs));
     if (script.status && script.status !== 200) {
       return this.sendJson(response, script.status, script.body ?? { error: { message: 'scripted failure' } }, script.headers);
@@ -127,6 +132,11 @@ export class FakeUpstream {
       });
     }
     this.sendJson(response, 404, { error: { message: `no route ${record.path}` } });
+  }
+
+  private nextScriptFor(path: string): ScriptedResponse {
+    const index = this.scripted.findIndex((script) => (script.path ? path.endsWith(script.path) : !path.endsWith('/models')));
+    return index === -1 ? {} : this.scripted.splice(index, 1)[0];
   }
 
   private sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -1,6 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { IsModelName } from '../../common/model-name';
 import { IsOptionalNotNull } from '../../common/validation';
 import { Organization } from '../organization.entity';
 
@@ -23,16 +24,14 @@ export class CreateOrganizationDto {
   /** The model its calls use; one LiteLLM serves. Default gpt-4o. */
   @ApiProperty({ required: false, example: 'gpt-4o' })
   @IsOptionalNotNull()
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   llmModel?: string;
 
   /** Tried once when the primary fails with a non-retryable error; null for none. Default claude-3-5-sonnet. */
   @ApiProperty({ required: false, nullable: true, type: String, example: 'claude-3-5-sonnet' })
   @ValidateIf((_, value) => value !== null && value !== undefined)
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   llmFallbackModel?: string | null;
 }
@@ -48,29 +47,32 @@ export class UpdateOrganizationDto {
   @ApiProperty({ required: false, example: 'claude-3-5-sonnet' })
   // null is not "unset" here: an organization always has a primary model.
   @IsOptionalNotNull()
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   llmModel?: string;
 
   /** null clears the fallback. */
   @ApiProperty({ required: false, nullable: true, type: String, example: 'gpt-4o' })
   @ValidateIf((_, value) => value !== null && value !== undefined)
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   llmFallbackModel?: string | null;
 }
 
+export const MAX_PAGE_SIZE = 100;
+export const MAX_OFFSET = 1_000_000;
+
 export class ListOrganizationsQueryDto {
   @IsOptional()
-  @Max(100)
+  @Max(MAX_PAGE_SIZE)
   @Min(1)
   @IsInt()
   @Type(() => Number)
   limit: number = 20;
 
+  /** At most MAX_OFFSET: deeper pages are not a use case, and larger numbers overflow the database's bigint. */
   @IsOptional()
+  @Max(MAX_OFFSET)
   @Min(0)
   @IsInt()
   @Type(() => Number)

@@ -2,7 +2,7 @@ import { ConfigService } from '@nestjs/config';
 import { APIError } from 'openai';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LlmClientProvider } from './llm-client.provider';
-import { LlmError } from './llm.errors';
+import { GatewayError } from '../common/errors/gateway-error';
 import { ModelCatalogService } from './model-catalog.service';
 
 async function* models(...ids: string[]) {
@@ -49,7 +49,7 @@ describe('ModelCatalogService', () => {
       .mockImplementation(() => models('gpt-4o'));
     const catalog = catalogWith(list);
 
-    await expect(catalog.listModels()).rejects.toBeInstanceOf(LlmError);
+    await expect(catalog.listModels()).rejects.toBeInstanceOf(GatewayError);
     expect(await catalog.listModels()).toEqual(['gpt-4o']);
   });
 

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { ChatCompletionResult, EmbeddingBatchResult, EmbeddingResult, OrgChatCompletionResult, TokenUsage } from '../llm.types';
+import { ERROR_CODES } from '../../common/errors/gateway-error';
+import { FINISH_REASONS, FinishReason, TokenUsage } from '../../litellm/litellm.types';
 
 export class TokenUsageDto implements TokenUsage {
   @ApiProperty({ example: 12 })
@@ -12,46 +13,65 @@ export class TokenUsageDto implements TokenUsage {
   totalTokens!: number;
 }
 
-export class ChatCompletionResultDto implements ChatCompletionResult {
+export class ChatCompletionResultDto {
   @ApiProperty({ example: 'Requests flow in, / one door for every model, / answers flow back out.' })
   content!: string;
 
-  /** The model that served the call. */
+  /** The model the gateway asked LiteLLM for (also in the x-llm-model header). */
   @ApiProperty({ example: 'gpt-4o' })
   model!: string;
 
+  /** The model the provider reported serving, when it reported one. */
+  @ApiProperty({ required: false, example: 'gpt-4o-2024-08-06' })
+  upstreamModel?: string;
+
+  /** Zeros when the upstream reported none. */
   usage!: TokenUsageDto;
+
+  /** Why the model stopped. */
+  @ApiProperty({ required: false, enum: FINISH_REASONS, example: 'stop' })
+  finishReason?: FinishReason;
 }
 
-export class OrgChatCompletionResultDto extends ChatCompletionResultDto implements OrgChatCompletionResult {
+export class OrgChatCompletionResultDto extends ChatCompletionResultDto {
   /** True when the organization's fallback model served the call. */
   fallbackUsed!: boolean;
 
-  /** The primary model's error code, when the fallback served the call. */
-  @ApiProperty({ required: false, example: 'MODEL_NOT_FOUND' })
+  /** The primary model's error code, when the fallback served the call (also in x-llm-fallback-reason). */
+  @ApiProperty({ required: false, enum: Object.keys(ERROR_CODES), example: 'MODEL_NOT_FOUND' })
   fallbackReason?: string;
 }
 
-export class EmbeddingResultDto implements EmbeddingResult {
+export class EmbeddingResultDto {
   @ApiProperty({ type: [Number], example: [0.0123, -0.0456, 0.0789] })
   embedding!: number[];
 
   @ApiProperty({ example: 'text-embedding-3-small' })
   model!: string;
 
+  @ApiProperty({ required: false, example: 'text-embedding-3-small' })
+  upstreamModel?: string;
+
   @ApiProperty({ example: 1536 })
   dimensions!: number;
+
+  usage!: TokenUsageDto;
 }
 
-export class EmbeddingBatchResultDto implements EmbeddingBatchResult {
+export class EmbeddingBatchResultDto {
   @ApiProperty({ type: 'array', items: { type: 'array', items: { type: 'number' } } })
   embeddings!: number[][];
 
   @ApiProperty({ example: 'text-embedding-3-small' })
   model!: string;
 
+  @ApiProperty({ required: false, example: 'text-embedding-3-small' })
+  upstreamModel?: string;
+
   @ApiProperty({ example: 1536 })
   dimensions!: number;
+
+  usage!: TokenUsageDto;
 }
 
 export class ModelListDto {

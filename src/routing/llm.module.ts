@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
+import { LiteLLMModule } from '../litellm/litellm.module';
 import { OrganizationsModule } from '../organizations/organizations.module';
-import { LlmClientModule } from './llm-client.module';
-import { LlmController } from './llm.controller';
 import { LlmService } from './llm.service';
 
+/** The pipeline every call to a model goes through (LlmService), for the API and for any other module. */
 @Module({
-  imports: [LlmClientModule, OrganizationsModule],
-  controllers: [LlmController],
+  imports: [LiteLLMModule, OrganizationsModule],
   providers: [LlmService],
   exports: [LlmService],
 })

@@ -14,10 +14,10 @@ import {
   Max,
   MaxLength,
   Min,
-  MinLength,
   ValidateNested,
 } from 'class-validator';
-import { CHAT_ROLES, ChatRole } from '../llm.types';
+import { IsModelName } from '../../common/model-name';
+import { CHAT_ROLES, ChatRole } from '../../litellm/litellm.types';
 
 /** Caps that keep one request from monopolising the gateway or the budget; each 400 names its limit. */
 export const MAX_CHAT_MESSAGES = 256;
@@ -52,8 +52,7 @@ export class ChatRequestDto {
   /** A model LiteLLM serves (see GET /v1/models); DEFAULT_CHAT_MODEL when absent. */
   @ApiProperty({ required: false, example: 'gpt-4o' })
   @IsOptional()
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   model?: string;
 

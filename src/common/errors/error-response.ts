@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { STATUS_CODES } from 'node:http';
 
-/** The one error shape every route answers with. */
+/** The one error shape every native route answers with. */
 export class ErrorResponseDto {
   @ApiProperty({ example: 400 })
   statusCode!: number;
@@ -21,9 +21,4 @@ export class ErrorResponseDto {
 
 export function errorResponse(statusCode: number, code: string, message: string, requestId: string): ErrorResponseDto {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code, requestId };
-}
-
-/** `NOT_FOUND` for 404 and so on: the code of errors that have no more precise one. */
-export function codeForStatus(statusCode: number): string {
-  return (STATUS_CODES[statusCode] ?? 'ERROR').toUpperCase().replace(/[^A-Z0-9]+/g, '_');
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
@@ -15,12 +15,14 @@ import {
   ApiUnauthorizedResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
-import { ErrorResponseDto } from '../common/error-response';
-import { MODEL_HEADER } from '../common/request-observer';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthenticatedRequest } from '../auth/api-key.guard';
+import { ErrorResponseDto } from '../common/errors/error-response';
 import { parseUuid } from '../common/validation';
-import { ShutdownService } from '../lifecycle/shutdown.service';
-import { abortOnClientDisconnect, sendChatEventStream } from './chat-event-stream';
+import type { ChatRequest } from '../litellm/litellm.types';
+import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
+import { abortOnClientDisconnect, ChatResponder, FALLBACK_REASON_HEADER, MODEL_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
 import { ChatRequestDto } from './dto/chat-request.dto';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
 import {
@@ -30,19 +32,25 @@ import {
   ModelListDto,
   OrgChatCompletionResultDto,
 } from './dto/llm-responses.dto';
-import { LlmService } from './llm.service';
-import { ModelCatalogService } from './model-catalog.service';
-
-export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
 /** null in an optional field means "not given"; it is never sent upstream. */
-function chatOptions(body: ChatRequestDto, signal: AbortSignal) {
+function toChatRequest(body: ChatRequestDto): ChatRequest {
   return {
+    messages: body.messages,
     model: body.model ?? undefined,
     temperature: body.temperature ?? undefined,
     maxTokens: body.maxTokens ?? undefined,
-    signal,
   };
+}
+
+function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext {
+  return { requestId: String(request.id), callerKeyId: (request as AuthenticatedRequest).caller?.keyId, signal };
+}
+
+function chatBody(result: ChatResult, organization: boolean): ChatCompletionResultDto | OrgChatCompletionResultDto {
+  const { content, model, upstreamModel, usage, finishReason, fallbackReason } = result;
+  const body = { content, model, upstreamModel, usage, finishReason };
+  return organization ? { ...body, fallbackUsed: fallbackReason !== undefined, fallbackReason } : body;
 }
 
 @ApiTags('llm')
@@ -50,7 +58,7 @@ function chatOptions(body: ChatRequestDto, signal: AbortSignal) {
 @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
 @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body (each bad field named), or MODEL_NOT_FOUND' })
 @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited upstream; Retry-After passed on' })
-@ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'LiteLLM or the provider failed, or refused our key' })
+@ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'LiteLLM or the provider failed, answered something invalid, or refused our key' })
 @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'LiteLLM is unreachable' })
 @ApiGatewayTimeoutResponse({ type: ErrorResponseDto, description: 'LiteLLM did not answer in time' })
 @Controller('v1')
@@ -58,7 +66,7 @@ export class LlmController {
   constructor(
     private readonly llm: LlmService,
     private readonly modelCatalog: ModelCatalogService,
-    private readonly shutdown: ShutdownService,
+    private readonly responder: ChatResponder,
   ) {}
 
   @Post('chat')
@@ -67,20 +75,15 @@ export class LlmController {
   @ApiOkResponse({ type: ChatCompletionResultDto })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
   // @Res() without passthrough: a streamed answer is written by hand, so this handler sends every answer itself.
-  async chat(@Body() body: ChatRequestDto, @Res() reply: FastifyReply): Promise<void> {
+  async chat(@Body() body: ChatRequestDto, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnClientDisconnect(reply);
-    const options = chatOptions(body, abort.signal);
+    const context = callContext(request, abort.signal);
     if (!body.stream) {
-      const result: ChatCompletionResultDto = await this.llm.chatCompletion(body.messages, options);
-      return void reply.header(MODEL_HEADER, result.model).send(result);
+      const result = await this.llm.chatCompletion(toChatRequest(body), context);
+      return void reply.headers(servedByHeaders(result.model)).send(chatBody(result, false));
     }
-    await sendChatEventStream({
-      reply,
-      events: this.llm.streamChatCompletion(body.messages, options),
-      abort,
-      headers: { [MODEL_HEADER]: this.llm.chatModelFor(options.model) },
-      trackStream: (end) => this.shutdown.trackStream(end),
-    });
+    const stream = await this.llm.streamChatCompletion(toChatRequest(body), context);
+    await this.responder.sendStream(reply, stream, abort, nativeStreamFormat());
   }
 
   @Post('organizations/:id/chat')
@@ -97,26 +100,18 @@ export class LlmController {
   async chatForOrganization(
     @Param('id', parseUuid) id: string,
     @Body() body: ChatRequestDto,
+    @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const abort = abortOnClientDisconnect(reply);
-    const options = chatOptions(body, abort.signal);
+    const context = callContext(request, abort.signal);
     if (!body.stream) {
-      const result: OrgChatCompletionResultDto = await this.llm.chatCompletionForOrg(id, body.messages, options);
-      void reply.header(MODEL_HEADER, result.model);
-      if (result.fallbackReason) void reply.header(FALLBACK_REASON_HEADER, result.fallbackReason);
-      return void reply.send(result);
+      const result = await this.llm.chatCompletionForOrg(id, toChatRequest(body), context);
+      return void reply.headers(servedByHeaders(result.model, result.fallbackReason)).send(chatBody(result, true));
     }
-    const stream = await this.llm.streamChatCompletionForOrg(id, body.messages, options);
-    const headers: Record<string, string> = { [MODEL_HEADER]: stream.model };
-    if (stream.fallbackReason) headers[FALLBACK_REASON_HEADER] = stream.fallbackReason;
-    await sendChatEventStream({
-      reply,
-      events: stream.events,
-      abort,
-      headers,
-      trackStream: (end) => this.shutdown.trackStream(end),
-    });
+    const stream = await this.llm.streamChatCompletionForOrg(id, toChatRequest(body), context);
+    const closing = { fallbackUsed: stream.fallbackReason !== undefined, fallbackReason: stream.fallbackReason };
+    await this.responder.sendStream(reply, stream, abort, nativeStreamFormat(closing));
   }
 
   @Post('embeddings')
@@ -129,12 +124,15 @@ export class LlmController {
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto })
   async embeddings(
     @Body() body: EmbeddingsRequestDto,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
+    const context = callContext(request, abortOnClientDisconnect(reply).signal);
+    const model = body.model ?? undefined;
     const result = Array.isArray(body.input)
-      ? await this.llm.generateEmbeddings(body.input, body.model ?? undefined)
-      : await this.llm.generateEmbedding(body.input, body.model ?? undefined);
-    void reply.header(MODEL_HEADER, result.model);
+      ? await this.llm.generateEmbeddings(body.input, model, context)
+      : await this.llm.generateEmbedding(body.input, model, context);
+    void reply.headers(servedByHeaders(result.model));
     return result;
   }
 

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength, MinLength, ValidateBy } from 'class-validator';
+import { IsOptional, IsString, ValidateBy } from 'class-validator';
+import { IsModelName } from '../../common/model-name';
 
 export const MAX_EMBEDDING_BATCH = 256;
 /** About the 8,191-token input limit of OpenAI's embedding models. */
@@ -38,8 +39,7 @@ export class EmbeddingsRequestDto {
   /** An embedding model LiteLLM serves; DEFAULT_EMBEDDING_MODEL when absent. */
   @ApiProperty({ required: false, example: 'text-embedding-3-small' })
   @IsOptional()
-  @MaxLength(200)
-  @MinLength(1)
+  @IsModelName()
   @IsString()
   model?: string;
 }

@@ -1,0 +1,131 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { describeError, INTERNAL_ERROR } from '../common/errors/all-exceptions.filter';
+import { errorResponse } from '../common/errors/error-response';
+import { GatewayError } from '../common/errors/gateway-error';
+import { isModelName, MODEL_HEADER } from '../common/model-name';
+import { Environment } from '../config/environment';
+import { ShutdownService } from '../lifecycle/shutdown.service';
+import type { ChatStreamPart } from '../litellm/litellm.types';
+import type { ChatStream, ChatStreamSummary } from '../routing/llm.service';
+
+export { MODEL_HEADER };
+export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
+
+/** The caller's side of a call: its abort controller fires when the caller leaves, with the reason why. */
+export function abortOnClientDisconnect(reply: FastifyReply): AbortController {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new GatewayError('REQUEST_ABORTED', 'The caller went away'));
+  });
+  return controller;
+}
+
+/** The headers that say which model served a call; built only from names that passed the model-name rule. */
+export function servedByHeaders(model: string, fallbackReason?: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (isModelName(model)) headers[MODEL_HEADER] = model;
+  if (fallbackReason) headers[FALLBACK_REASON_HEADER] = fallbackReason;
+  return headers;
+}
+
+/** How a stream's parts and its end are written: the native format here; the OpenAI-compatible one beside it. */
+export interface StreamFormat {
+  parts(parts: ChatStreamPart[]): string;
+  end(summary: ChatStreamSummary): string;
+}
+
+/** `data: {"content"}` per delta; then `data: {"model", "upstreamModel", "usage", "finishReason", ...}` and `data: [DONE]`. */
+export function nativeStreamFormat(extra: Record<string, unknown> = {}): StreamFormat {
+  return {
+    parts(parts) {
+      let text = '';
+      for (const part of parts) if (part.content !== undefined) text += `data: ${JSON.stringify({ content: part.content })}\n\n`;
+      return text;
+    },
+    end({ model, upstreamModel, usage, finishReason }) {
+      return `data: ${JSON.stringify({ model, upstreamModel, usage, finishReason, ...extra })}\n\ndata: [DONE]\n\n`;
+    },
+  };
+}
+
+/**
+ * Writes a started stream as Server-Sent Events: one socket write per upstream read. A slow caller is
+ * waited for (back-pressure) up to STREAM_WRITE_TIMEOUT_MS per write; a failure after the first byte ends
+ * the stream with an `event: error` carrying the usual error body, never a silent or truncated success.
+ */
+@Injectable()
+export class ChatResponder {
+  private readonly logger = new Logger(ChatResponder.name);
+  private readonly writeTimeoutMs: number;
+
+  constructor(
+    private readonly shutdown: ShutdownService,
+    config: ConfigService<Environment, true>,
+  ) {
+    this.writeTimeoutMs = config.get('STREAM_WRITE_TIMEOUT_MS', { infer: true });
+  }
+
+  async sendStream(reply: FastifyReply, stream: ChatStream, abort: AbortController, format: StreamFormat): Promise<void> {
+    const response = reply.raw;
+    const untrack = this.shutdown.trackStream(() =>
+      abort.abort(new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; retry the call')),
+    );
+    try {
+      reply.hijack();
+      // setHeader, not writeHead's argument: the request log reads x-llm-model back from the response.
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value);
+      for (const [name, value] of Object.entries(servedByHeaders(stream.model, stream.fallbackReason))) response.setHeader(name, value);
+      response.setHeader('content-type', 'text/event-stream; charset=utf-8');
+      response.setHeader('cache-control', 'no-cache, no-transform');
+      response.setHeader('x-accel-buffering', 'no');
+      response.writeHead(200);
+      for await (const parts of stream.reads) {
+        const text = format.parts(parts);
+        if (text.length > 0 && !response.write(text)) await this.drained(response, abort, String(reply.request.id));
+      }
+      response.write(format.end(stream.summary()));
+    } catch (error) {
+      const described = describeError(error);
+      if (described.code === 'REQUEST_ABORTED' || described.code === 'STREAM_WRITE_TIMEOUT' || response.destroyed) return;
+      if (described === INTERNAL_ERROR) this.logger.error('Chat stream failed', error instanceof Error ? error.stack : String(error));
+      const body = errorResponse(described.statusCode, described.code, described.message, String(reply.request.id));
+      response.write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
+    } finally {
+      untrack();
+      await stream.reads.return?.();
+      response.end();
+    }
+  }
+
+  /** Waits for a full socket buffer to drain; a caller that reads nothing for STREAM_WRITE_TIMEOUT_MS is cut off. */
+  private drained(response: ServerResponse, abort: AbortController, requestId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        response.off('drain', onDrain);
+        response.off('close', onClose);
+      };
+      const onDrain = () => {
+        done();
+        resolve();
+      };
+      const onClose = () => {
+        done();
+        reject(new GatewayError('REQUEST_ABORTED', 'The caller went away'));
+      };
+      const timer = setTimeout(() => {
+        done();
+        const failure = new GatewayError('STREAM_WRITE_TIMEOUT', `The caller read nothing for ${this.writeTimeoutMs} ms`);
+        this.logger.warn({ msg: failure.message, requestId });
+        abort.abort(failure);
+        response.destroy();
+        reject(failure);
+      }, this.writeTimeoutMs);
+      response.once('drain', onDrain);
+      response.once('close', onClose);
+    });
+  }
+}

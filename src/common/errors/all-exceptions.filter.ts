@@ -1,0 +1,108 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { errorResponse } from './error-response';
+import { ErrorCode, GatewayError } from './gateway-error';
+
+export interface DescribedError {
+  statusCode: number;
+  code: ErrorCode;
+  message: string;
+  headers: Readonly<Record<string, string>>;
+}
+
+/** What any error not recognised below becomes; its details go to the server log only. */
+export const INTERNAL_ERROR: Readonly<DescribedError> = Object.freeze({
+  statusCode: 500,
+  code: 'INTERNAL_ERROR',
+  message: 'Internal server error',
+  headers: {},
+});
+
+/** Fastify's own errors (body too large, malformed JSON, wrong content type) carry a 4xx statusCode. */
+function clientErrorStatus(error: unknown): number | undefined {
+  const { statusCode, message } = (error ?? {}) as { statusCode?: unknown; message?: unknown };
+  const isClientError = typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 && typeof message === 'string';
+  return isClientError ? statusCode : undefined;
+}
+
+/** Statuses the framework itself (Fastify, Nest's router) answers with, and the code each gets. */
+const FRAMEWORK_CODES: Readonly<Record<number, ErrorCode>> = {
+  400: 'BAD_REQUEST',
+  404: 'NOT_FOUND',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+/**
+ * The one place where an error becomes a status, a code, a message and headers. The gateway's own code
+ * throws GatewayErrors only; the framework's errors (Fastify's body parsing, Nest's "no such route") are
+ * mapped by status; everything else is an opaque 500.
+ */
+export function describeError(error: unknown): Readonly<DescribedError> {
+  if (error instanceof GatewayError) {
+    return { statusCode: error.status, code: error.code, message: error.message, headers: error.headers };
+  }
+  const status = error instanceof HttpException ? error.getStatus() : clientErrorStatus(error);
+  const code = status === undefined ? undefined : (FRAMEWORK_CODES[status] ?? (status < 500 ? 'BAD_REQUEST' : undefined));
+  if (status === undefined || code === undefined) return INTERNAL_ERROR;
+  return { statusCode: status, code, message: (error as Error).message, headers: {} };
+}
+
+/** Bounds of the lingering close below: enough for a body a little over the limit, not for a flood. */
+const LINGER_MAX_BYTES = 8 * 1024 * 1024;
+const LINGER_MAX_MS = 2_000;
+
+/**
+ * An error answered before the request body was read (413, or a 401 from the early key check): closing the
+ * socket at once while the client is still sending makes the kernel answer with a reset, and the client
+ * sees that instead of our answer. So the rest of the body is read and dropped, up to a bound, and the
+ * connection is closed only then (a "lingering close", as nginx does).
+ */
+function lingerOnUnreadBody(request: IncomingMessage, reply: FastifyReply): void {
+  if (request.complete) return;
+  let received = 0;
+  const socket = request.socket;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
+  timer.unref();
+  request.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > LINGER_MAX_BYTES) socket.destroy();
+  });
+  request.once('end', () => {
+    clearTimeout(timer);
+    socket.end();
+  });
+  request.once('close', () => clearTimeout(timer));
+  request.resume();
+  // Node would destroy the socket right after the answer; the 'end' above closes it instead.
+  reply.removeHeader('connection');
+}
+
+/**
+ * Turns every error into `{ statusCode, error, message, code, requestId }`. Anything unrecognised is a 500
+ * whose details stay in the server log, never in the body.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const described = describeError(error);
+    if (described === INTERNAL_ERROR) {
+      const route = request.routeOptions?.url ?? 'unknown route';
+      this.logger.error(`Unhandled error on ${request.method} ${route} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
+    }
+    if (reply.sent || reply.raw.headersSent) return;
+    lingerOnUnreadBody(request.raw, reply);
+    void reply
+      .status(described.statusCode)
+      .headers(described.headers)
+      // A route may have declared another content type (GET /metrics does); errors are always JSON.
+      .type('application/json; charset=utf-8')
+      .send(errorResponse(described.statusCode, described.code, described.message, request.id));
+  }
+}

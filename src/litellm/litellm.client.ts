@@ -1,0 +1,273 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import type OpenAI from 'openai';
+import { GatewayError } from '../common/errors/gateway-error';
+import { Environment } from '../config/environment';
+import { MetricsService } from '../metrics/metrics.service';
+import { LlmClientProvider } from './llm-client.provider';
+import { classifyUpstreamFailure, toUpstreamError, UpstreamErrorBody } from './litellm.errors';
+import { ChatAnswer, ChatMessage, ChatRequest, ChatStreamPart, EmbeddingsAnswer, UpstreamChatStream } from './litellm.types';
+import { ModelCatalogService } from './model-catalog.service';
+import { ServerSentEvent, SseDecoder } from './sse-decoder';
+import { invalidResponse, readChatChunk, readChatCompletion, readEmbeddings, StreamState } from './upstream-answers';
+import type { UpstreamHeaders, UpstreamResponse } from './upstream-fetch';
+
+/** A call whose model is settled: the pipeline has resolved it. */
+export type ResolvedChatRequest = ChatRequest & { model: string };
+export type UpstreamOperation = 'chat' | 'chat_stream' | 'embeddings';
+
+/** Built field by field: nothing the caller sent beyond what the gateway validated goes upstream. */
+function toUpstreamMessages(messages: ChatMessage[]): OpenAI.ChatCompletionMessageParam[] {
+  return messages.map(({ role, content }) => ({ role, content }));
+}
+
+function toUpstreamChat(request: ResolvedChatRequest): OpenAI.ChatCompletionCreateParamsNonStreaming {
+  return {
+    model: request.model,
+    messages: toUpstreamMessages(request.messages),
+    temperature: request.temperature,
+    max_tokens: request.maxTokens,
+  };
+}
+
+/** Embedding models read newlines as content; OpenAI's own guidance is to replace them. */
+function normalizeEmbeddingInput(text: string): string {
+  return text.replace(/\r?\n|\r/g, ' ');
+}
+
+/** LiteLLM's x-litellm-response-cost, in USD, when it is a price. */
+function costOf(headers: UpstreamHeaders): number | undefined {
+  const cost = Number(headers.get('x-litellm-response-cost') ?? NaN);
+  return Number.isFinite(cost) && cost >= 0 ? cost : undefined;
+}
+
+/**
+ * The abort signal of one attempt: it fires when the caller goes away (REQUEST_ABORTED), when the deadline
+ * passes (UPSTREAM_TIMEOUT), or when the gateway cuts the attempt; its reason says which.
+ */
+class AttemptSignal {
+  private readonly controller = new AbortController();
+  private deadline: NodeJS.Timeout | undefined;
+  /** The caller's reason when it gave one (shutdown, a caller that stopped reading), else: the caller left. */
+  private readonly onCallerAbort = () =>
+    this.abort(this.caller?.reason instanceof GatewayError ? this.caller.reason : new GatewayError('REQUEST_ABORTED', 'The caller went away'));
+
+  constructor(
+    private readonly caller: AbortSignal | undefined,
+    deadlineMs: number,
+    deadlineMessage: string,
+  ) {
+    if (caller?.aborted) this.onCallerAbort();
+    else caller?.addEventListener('abort', this.onCallerAbort, { once: true });
+    this.deadline = setTimeout(() => this.abort(new GatewayError('UPSTREAM_TIMEOUT', deadlineMessage)), deadlineMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  abort(reason: GatewayError): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  clearDeadline(): void {
+    clearTimeout(this.deadline);
+  }
+
+  done(): void {
+    clearTimeout(this.deadline);
+    this.caller?.removeEventListener('abort', this.onCallerAbort);
+  }
+}
+
+/**
+ * The only code that talks to LiteLLM: chat, streamed chat and embeddings over the one openai SDK client,
+ * each answer validated, each call timed out, measured and its failure named (litellm.errors.ts).
+ */
+@Injectable()
+export class LiteLLMClient {
+  private readonly client: OpenAI;
+  private readonly timeoutMs: number;
+  private readonly streamIdleTimeoutMs: number;
+
+  constructor(
+    clientProvider: LlmClientProvider,
+    private readonly catalog: ModelCatalogService,
+    private readonly metrics: MetricsService,
+    config: ConfigService<Environment, true>,
+  ) {
+    this.client = clientProvider.client;
+    this.timeoutMs = config.get('LLM_TIMEOUT_MS', { infer: true });
+    this.streamIdleTimeoutMs = config.get('LLM_STREAM_IDLE_TIMEOUT_MS', { infer: true });
+  }
+
+  /** A plain chat. LLM_TIMEOUT_MS covers the whole answer, body included. */
+  async chat(request: ResolvedChatRequest, signal?: AbortSignal): Promise<ChatAnswer> {
+    const startedAt = performance.now();
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
+    try {
+      const { data, response } = await this.client.chat.completions
+        .create(toUpstreamChat(request), { signal: attempt.signal })
+        .withResponse();
+      const answer = readChatCompletion(data);
+      const upstream = response as unknown as UpstreamResponse;
+      this.record('chat', request.model, startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
+    } catch (error) {
+      throw this.failed('chat', request.model, startedAt, toUpstreamError(error, attempt.signal));
+    } finally {
+      attempt.done();
+    }
+  }
+
+  /**
+   * A streamed chat, resolved once LiteLLM's headers have come and say text/event-stream (LiteLLM sends them
+   * with its first chunk, so a refusal is an HTTP error here). LLM_TIMEOUT_MS covers the wait for them; then
+   * LLM_STREAM_IDLE_TIMEOUT_MS bounds each silence of the upstream, and only of the upstream: time spent by
+   * the consumer between reads (writing to a slow caller) is not counted.
+   */
+  async streamChat(request: ResolvedChatRequest, signal?: AbortSignal): Promise<UpstreamChatStream> {
+    const startedAt = performance.now();
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not start the stream within ${this.timeoutMs} ms`);
+    let response: UpstreamResponse;
+    try {
+      response = (await this.client.chat.completions
+        .create({ ...toUpstreamChat(request), stream: true, stream_options: { include_usage: true } }, { signal: attempt.signal })
+        .asResponse()) as unknown as UpstreamResponse;
+      const contentType = response.headers.get('content-type') ?? '';
+      if (!contentType.startsWith('text/event-stream')) {
+        response.body.destroy();
+        throw invalidResponse(`a streamed call answered with ${contentType || 'no content type'} instead of text/event-stream`);
+      }
+    } catch (error) {
+      attempt.done();
+      throw this.failed('chat_stream', request.model, startedAt, toUpstreamError(error, attempt.signal));
+    }
+    attempt.clearDeadline();
+    const metering = { costUsd: costOf(response.headers), timeToFirstByteMs: response.receivedAt - startedAt };
+    return { metering, reads: () => this.readStream(response, attempt, metering, request.model, startedAt) };
+  }
+
+  private async *readStream(
+    response: UpstreamResponse,
+    attempt: AttemptSignal,
+    metering: UpstreamChatStream['metering'],
+    model: string,
+    startedAt: number,
+  ): AsyncGenerator<ChatStreamPart[], void, undefined> {
+    const body = response.body;
+    const reader = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const decoder = new SseDecoder();
+    const events: ServerSentEvent[] = [];
+    const state: StreamState = { finished: false };
+    let waitingForUpstream = false;
+    let sawDone = false;
+    let outcome: string | undefined;
+    const idle = setTimeout(() => {
+      if (waitingForUpstream) {
+        attempt.abort(new GatewayError('UPSTREAM_TIMEOUT', `LiteLLM sent nothing for ${this.streamIdleTimeoutMs} ms in the middle of a stream`));
+      }
+    }, this.streamIdleTimeoutMs);
+    try {
+      for (;;) {
+        waitingForUpstream = true;
+        idle.refresh();
+        let read: IteratorResult<Buffer>;
+        try {
+          read = await reader.next();
+        } catch (error) {
+          if (attempt.signal.aborted) throw error;
+          // The connection broke: what came so far is not the whole answer.
+          throw new GatewayError('UPSTREAM_STREAM_TRUNCATED', 'The stream from LiteLLM broke off before the answer was complete');
+        }
+        waitingForUpstream = false;
+        if (read.done) break;
+        if (sawDone) continue; // read to the end, so the connection can be reused
+        events.length = 0;
+        decoder.push(read.value, events);
+        const parts: ChatStreamPart[] = [];
+        let failure: GatewayError | undefined;
+        for (const event of events) {
+          if (event.data === '[DONE]') {
+            sawDone = true;
+            break;
+          }
+          const chunk = parseChunk(event.data);
+          const error = (chunk as { error?: UpstreamErrorBody }).error;
+          if (error !== undefined) {
+            failure = classifyUpstreamFailure(undefined, typeof error === 'object' && error !== null ? error : { message: String(error) });
+            break;
+          }
+          const part = readChatChunk(chunk, state);
+          if (part) parts.push(part);
+        }
+        metering.upstreamModel = state.upstreamModel;
+        metering.usage = state.usage;
+        // What came before an error in the same read is the caller's too: first the parts, then the error.
+        if (parts.length > 0) yield parts;
+        if (failure) throw failure;
+      }
+      if (!state.finished && !sawDone) {
+        throw new GatewayError('UPSTREAM_STREAM_TRUNCATED', 'The stream from LiteLLM ended before the answer was complete');
+      }
+      outcome = 'success';
+    } catch (error) {
+      const failure = toUpstreamError(error, attempt.signal);
+      // After a finish reason or [DONE] the answer is whole: a silence or a break that follows loses at most
+      // the usage chunk, and the caller gets the answer. A caller who left is another matter.
+      if ((sawDone || state.finished) && failure.code !== 'REQUEST_ABORTED') {
+        outcome = 'success';
+        body.destroy();
+        return;
+      }
+      outcome = failure.code;
+      throw failure;
+    } finally {
+      clearTimeout(idle);
+      attempt.done();
+      // The consumer stopped early (the caller left): the rest is not wanted, and the socket is not reusable.
+      if (outcome === undefined) outcome = attempt.signal.reason instanceof GatewayError ? attempt.signal.reason.code : 'REQUEST_ABORTED';
+      if (outcome !== 'success') body.destroy();
+      this.record('chat_stream', model, startedAt, outcome);
+    }
+  }
+
+  async embed(model: string, input: string[], signal?: AbortSignal): Promise<EmbeddingsAnswer> {
+    const startedAt = performance.now();
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
+    try {
+      const { data, response } = await this.client.embeddings
+        .create(
+          // The SDK's default base64 path costs CPU and garbles LiteLLM's mock vectors.
+          { model, input: input.map(normalizeEmbeddingInput), encoding_format: 'float' },
+          { signal: attempt.signal },
+        )
+        .withResponse();
+      const answer = readEmbeddings(data, input.length);
+      const upstream = response as unknown as UpstreamResponse;
+      this.record('embeddings', model, startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
+    } catch (error) {
+      throw this.failed('embeddings', model, startedAt, toUpstreamError(error, attempt.signal));
+    } finally {
+      attempt.done();
+    }
+  }
+
+  private failed(operation: UpstreamOperation, model: string, startedAt: number, failure: GatewayError): GatewayError {
+    this.record(operation, model, startedAt, failure.code);
+    return failure;
+  }
+
+  private record(operation: UpstreamOperation, model: string, startedAt: number, outcome: string): void {
+    this.metrics.recordUpstreamCall(operation, this.catalog.metricLabel(model), startedAt, outcome);
+  }
+}
+
+function parseChunk(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw invalidResponse('a stream event that is not JSON');
+  }
+}

@@ -1,0 +1,50 @@
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import OpenAI from 'openai';
+import { Agent } from 'undici';
+import { Environment } from '../config/environment';
+import { createUpstreamFetch } from './upstream-fetch';
+
+/** Added to the gateway's own deadlines for undici's: ours fire first and say what happened. */
+const TRANSPORT_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * Owns the ONE OpenAI SDK client the gateway uses, pointed at LiteLLM, and the connection pool under it.
+ * Built once at boot and shared by every request, so connections to LiteLLM are kept alive and reused.
+ *
+ * Retries: LLM_MAX_RETRIES (default 0) is the SDK's own retry count. LiteLLM retries provider errors
+ * itself (router_settings.num_retries), so by default this layer does not retry at all.
+ */
+@Injectable()
+export class LlmClientProvider implements OnApplicationShutdown {
+  readonly client: OpenAI;
+  private readonly agent: Agent;
+
+  constructor(config: ConfigService<Environment, true>) {
+    const timeoutMs = config.get('LLM_TIMEOUT_MS', { infer: true });
+    this.agent = new Agent({
+      // Below the server's idle timeout (uvicorn's default is 5 s): a socket LiteLLM is closing is never
+      // picked for a call, which would fail with a reset.
+      keepAliveTimeout: config.get('LITELLM_KEEP_ALIVE_TIMEOUT_MS', { infer: true }),
+      connections: 256,
+      // The gateway times calls itself (LLM_TIMEOUT_MS, LLM_STREAM_IDLE_TIMEOUT_MS); undici's 300 s defaults
+      // would otherwise cut a long call first, and as a connection error instead of a timeout.
+      headersTimeout: timeoutMs + TRANSPORT_TIMEOUT_MARGIN_MS,
+      bodyTimeout: Math.max(timeoutMs, config.get('LLM_STREAM_IDLE_TIMEOUT_MS', { infer: true })) + TRANSPORT_TIMEOUT_MARGIN_MS,
+    });
+    this.client = new OpenAI({
+      baseURL: `${config.get('LITELLM_URL', { infer: true }).replace(/\/+$/, '')}/v1`,
+      apiKey: config.get('LITELLM_API_KEY', { infer: true }),
+      timeout: timeoutMs,
+      maxRetries: config.get('LLM_MAX_RETRIES', { infer: true }),
+      fetch: createUpstreamFetch(this.agent),
+      // Fixed, so that OPENAI_LOG=debug in the environment cannot make the SDK print request bodies
+      // (prompts) and headers to the console: the gateway's own logs say what happened to a call.
+      logLevel: 'warn',
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.agent.close();
+  }
+}

@@ -1,0 +1,121 @@
+import { GatewayError } from '../common/errors/gateway-error';
+import { ChatAnswer, ChatStreamPart, EmbeddingsAnswer, FINISH_REASONS, FinishReason, TokenUsage } from './litellm.types';
+
+/**
+ * LiteLLM's answers are checked before anything is built from them: a 200 that is not an answer (no choices,
+ * no vectors) is a 502, never an empty success. These read the JSON the SDK or the event stream produced.
+ */
+
+type Json = Record<string, unknown>;
+
+export function invalidResponse(detail: string): GatewayError {
+  return new GatewayError('UPSTREAM_INVALID_RESPONSE', `LiteLLM answered 200 with an invalid answer: ${detail}`);
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+}
+
+/** Usage as reported, or undefined when absent; a malformed one is refused rather than recorded as zeros. */
+export function readUsage(value: unknown): TokenUsage | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value) || !isCount(value.prompt_tokens) || !isCount(value.completion_tokens)) {
+    throw invalidResponse('usage without token counts');
+  }
+  const totalTokens = isCount(value.total_tokens) ? value.total_tokens : value.prompt_tokens + value.completion_tokens;
+  return { promptTokens: value.prompt_tokens, completionTokens: value.completion_tokens, totalTokens };
+}
+
+/** OpenAI's finish reasons; the legacy `function_call` is a tool call; anything else is a plain stop. */
+export function readFinishReason(value: unknown): FinishReason | undefined {
+  if (typeof value !== 'string') return undefined;
+  if ((FINISH_REASONS as readonly string[]).includes(value)) return value as FinishReason;
+  return value === 'function_call' ? 'tool_calls' : 'stop';
+}
+
+function readModel(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** A plain chat completion: at least one choice with a message whose content is text (or null). */
+export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costUsd' | 'timeToFirstByteMs'> {
+  if (!isObject(completion)) throw invalidResponse('not a JSON object');
+  const choices = completion.choices;
+  if (!Array.isArray(choices) || choices.length === 0) throw invalidResponse('no choices');
+  const choice = choices[0] as unknown;
+  if (!isObject(choice) || !isObject(choice.message)) throw invalidResponse('a choice without a message');
+  const content = choice.message.content;
+  if (content !== null && content !== undefined && typeof content !== 'string') throw invalidResponse('message content that is not text');
+  return {
+    content: content ?? '',
+    finishReason: readFinishReason(choice.finish_reason),
+    upstreamModel: readModel(completion.model),
+    usage: readUsage(completion.usage),
+  };
+}
+
+/** What a stream has said so far, beyond its parts. */
+export interface StreamState {
+  upstreamModel?: string;
+  usage?: TokenUsage;
+  /** A choice carried a finish_reason: the answer is complete, whatever comes after. */
+  finished: boolean;
+}
+
+/**
+ * One chunk of a stream, its data already parsed: a part when it carries content or a finish reason; the
+ * model and usage go to `state`. An `{"error": ...}` chunk is thrown by the caller, not read here.
+ */
+export function readChatChunk(chunk: unknown, state: StreamState): ChatStreamPart | undefined {
+  if (!isObject(chunk)) throw invalidResponse('a stream chunk that is not a JSON object');
+  const model = chunk.model;
+  if (typeof model === 'string' && model.length > 0) state.upstreamModel = model;
+  if (chunk.usage !== undefined && chunk.usage !== null) state.usage = readUsage(chunk.usage);
+  const choices = chunk.choices;
+  if (choices === undefined || choices === null) return undefined;
+  if (!Array.isArray(choices)) throw invalidResponse('stream chunk choices that are not a list');
+  // The usage chunk may come with an empty `choices` or with one: both are handled.
+  const choice = choices[0] as unknown;
+  if (!isObject(choice)) return undefined;
+  const delta = choice.delta;
+  const content = isObject(delta) && typeof delta.content === 'string' && delta.content.length > 0 ? delta.content : undefined;
+  const finishReason = readFinishReason(choice.finish_reason);
+  if (finishReason) state.finished = true;
+  if (content === undefined && finishReason === undefined) return undefined;
+  return finishReason === undefined ? { content } : { content, finishReason };
+}
+
+/**
+ * An embeddings answer: exactly one non-empty vector of numbers per input, all of one length, put back in
+ * input order by their `index`.
+ */
+export function readEmbeddings(answer: unknown, inputs: number): Omit<EmbeddingsAnswer, 'costUsd' | 'timeToFirstByteMs'> {
+  if (!isObject(answer) || !Array.isArray(answer.data)) throw invalidResponse('no embeddings list');
+  const data = answer.data as unknown[];
+  if (data.length !== inputs) throw invalidResponse(`${data.length} vectors for ${inputs} inputs`);
+  const embeddings: number[][] = new Array(inputs);
+  let dimensions = -1;
+  for (const [position, item] of data.entries()) {
+    if (!isObject(item) || !Array.isArray(item.embedding)) throw invalidResponse('an item without a vector');
+    const vector = item.embedding as unknown[];
+    const index = item.index === undefined ? position : item.index;
+    if (!isCount(index) || index >= inputs || embeddings[index] !== undefined) throw invalidResponse('vector indexes that do not match the inputs');
+    if (vector.length === 0) throw invalidResponse('an empty vector');
+    if (dimensions === -1) dimensions = vector.length;
+    if (vector.length !== dimensions) throw invalidResponse('vectors of different lengths');
+    for (const value of vector) if (typeof value !== 'number' || !Number.isFinite(value)) throw invalidResponse('a vector with a value that is not a number');
+    embeddings[index] = vector as number[];
+  }
+  return { embeddings, upstreamModel: readModel(answer.model), usage: readEmbeddingUsage(answer.usage) };
+}
+
+/** Embeddings report prompt tokens only. */
+function readEmbeddingUsage(value: unknown): TokenUsage | undefined {
+  if (!isObject(value) || !isCount(value.prompt_tokens)) return undefined;
+  const totalTokens = isCount(value.total_tokens) ? value.total_tokens : value.prompt_tokens;
+  return { promptTokens: value.prompt_tokens, completionTokens: 0, totalTokens };
+}

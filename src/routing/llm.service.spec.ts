@@ -1,0 +1,275 @@
+import { ConfigService } from '@nestjs/config';
+import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
+import { Environment, validateEnvironment } from '../config/environment';
+import { LiteLLMClient } from '../litellm/litellm.client';
+import { ChatStreamPart, UpstreamChatStream } from '../litellm/litellm.types';
+import { MetricsService } from '../metrics/metrics.service';
+import { OrganizationPreferences, OrganizationsService } from '../organizations/organizations.service';
+import { CallContext, LlmService } from './llm.service';
+
+const ORG_ID = '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11';
+const context: CallContext = { requestId: 'req-1' };
+const request = { messages: [{ role: 'user' as const, content: 'hi' }] };
+
+/** A stand-in for LiteLLMClient: records the models asked for, answers what each test scripts. */
+function fakeLiteLLM() {
+  return { chat: jest.fn(), streamChat: jest.fn(), embed: jest.fn() };
+}
+
+function answer(content = 'hello') {
+  return { content, finishReason: 'stop', upstreamModel: 'provider-model-1', usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } };
+}
+
+function upstreamStream(...reads: ChatStreamPart[][]): UpstreamChatStream & { returned: () => boolean } {
+  let returned = false;
+  const metering = {};
+  return {
+    metering,
+    returned: () => returned,
+    reads: async function* () {
+      try {
+        yield* reads;
+      } finally {
+        returned = true;
+      }
+    },
+  };
+}
+
+function fakeOrganizations(preferences: Partial<OrganizationPreferences> = {}) {
+  return {
+    getPreferences: jest.fn(async (id: string) => {
+      if (id !== ORG_ID) throw new GatewayError('ORGANIZATION_NOT_FOUND', 'no such organization');
+      return { id, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet', ...preferences };
+    }),
+  };
+}
+
+function pipeline(litellm: ReturnType<typeof fakeLiteLLM>, env: Record<string, string> = {}, organizations = fakeOrganizations()) {
+  const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ...env }));
+  const metrics = new MetricsService();
+  const service = new LlmService(litellm as unknown as LiteLLMClient, organizations as unknown as OrganizationsService, metrics, config);
+  return { service, metrics };
+}
+
+const failure = (code: ErrorCode) => new GatewayError(code, `${code} happened`);
+
+describe('LlmService (the pipeline)', () => {
+  describe('plain calls', () => {
+    it('asks for DEFAULT_CHAT_MODEL when no model is named, and reports what served', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockResolvedValue(answer());
+      const { service } = pipeline(litellm, { DEFAULT_CHAT_MODEL: 'my-default' });
+
+      const result = await service.chatCompletion(request, context);
+
+      expect(litellm.chat).toHaveBeenCalledWith({ ...request, model: 'my-default' }, undefined);
+      expect(result).toEqual({
+        content: 'hello',
+        model: 'my-default',
+        upstreamModel: 'provider-model-1',
+        usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 },
+        finishReason: 'stop',
+      });
+    });
+
+    it('never falls back: a plain call has no fallback model', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockRejectedValue(failure('MODEL_NOT_FOUND'));
+      const { service } = pipeline(litellm);
+
+      await expect(service.chatCompletion({ ...request, model: 'gpt-9' }, context)).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
+      expect(litellm.chat).toHaveBeenCalledTimes(1);
+    });
+
+    it('reports zeros when the upstream reported no usage', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockResolvedValue({ content: 'x' });
+      const { service } = pipeline(litellm);
+
+      expect((await service.chatCompletion(request, context)).usage).toEqual({ promptTokens: 0, completionTokens: 0, totalTokens: 0 });
+    });
+
+    it('embeds with DEFAULT_EMBEDDING_MODEL and gives the dimensions', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.embed.mockResolvedValue({ embeddings: [[0.1, 0.2], [0.3, 0.4]] });
+      const { service } = pipeline(litellm);
+
+      const result = await service.generateEmbeddings(['a', 'b'], undefined, context);
+
+      expect(litellm.embed).toHaveBeenCalledWith('text-embedding-3-small', ['a', 'b'], undefined);
+      expect(result).toMatchObject({ embeddings: [[0.1, 0.2], [0.3, 0.4]], model: 'text-embedding-3-small', dimensions: 2 });
+    });
+  });
+
+  describe('organization calls: the fallback policy', () => {
+    it("serves with the organization's model when it works", async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockResolvedValue(answer());
+      const { service } = pipeline(litellm);
+
+      const result = await service.chatCompletionForOrg(ORG_ID, request, context);
+
+      expect(litellm.chat.mock.calls.map(([call]) => call.model)).toEqual(['gpt-4o']);
+      expect(result).toMatchObject({ model: 'gpt-4o' });
+      expect(result.fallbackReason).toBeUndefined();
+    });
+
+    it.each<ErrorCode>(['MODEL_NOT_FOUND', 'UPSTREAM_BAD_REQUEST', 'UPSTREAM_AUTH_FAILED'])('tries the fallback once after %s', async (code) => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockRejectedValueOnce(failure(code)).mockResolvedValueOnce(answer('from fallback'));
+      const { service, metrics } = pipeline(litellm);
+
+      const result = await service.chatCompletionForOrg(ORG_ID, request, context);
+
+      expect(litellm.chat.mock.calls.map(([call]) => call.model)).toEqual(['gpt-4o', 'claude-3-5-sonnet']);
+      expect(result).toMatchObject({ content: 'from fallback', model: 'claude-3-5-sonnet', fallbackReason: code });
+      expect((await metrics.fallbacks.get()).values).toEqual([{ labels: { reason: code }, value: 1 }]);
+    });
+
+    it.each<ErrorCode>(['UPSTREAM_RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_INVALID_RESPONSE', 'REQUEST_ABORTED'])(
+      'sends %s back as it is, without fallback',
+      async (code) => {
+        const litellm = fakeLiteLLM();
+        litellm.chat.mockRejectedValue(failure(code));
+        const { service } = pipeline(litellm);
+
+        await expect(service.chatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({ code, message: `${code} happened` });
+        expect(litellm.chat).toHaveBeenCalledTimes(1);
+      },
+    );
+
+    it('does not re-send a prompt refused by a content policy, unless FALLBACK_ON_CONTENT_POLICY=true', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockRejectedValueOnce(failure('UPSTREAM_CONTENT_POLICY'));
+      await expect(pipeline(litellm).service.chatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({
+        code: 'UPSTREAM_CONTENT_POLICY',
+      });
+      expect(litellm.chat).toHaveBeenCalledTimes(1);
+
+      const allowed = fakeLiteLLM();
+      allowed.chat.mockRejectedValueOnce(failure('UPSTREAM_CONTENT_POLICY')).mockResolvedValueOnce(answer());
+      const result = await pipeline(allowed, { FALLBACK_ON_CONTENT_POLICY: 'true' }).service.chatCompletionForOrg(ORG_ID, request, context);
+      expect(result).toMatchObject({ model: 'claude-3-5-sonnet', fallbackReason: 'UPSTREAM_CONTENT_POLICY' });
+    });
+
+    it('has nothing to fall back to when the fallback is null or equals the model asked for', async () => {
+      for (const preferences of [{ llmFallbackModel: null }, { llmModel: 'claude-3-5-sonnet' }]) {
+        const litellm = fakeLiteLLM();
+        litellm.chat.mockRejectedValue(failure('MODEL_NOT_FOUND'));
+        const { service } = pipeline(litellm, {}, fakeOrganizations(preferences));
+
+        await expect(service.chatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
+        expect(litellm.chat).toHaveBeenCalledTimes(1);
+      }
+    });
+
+    it('names both attempts when the fallback fails too, with the second one\'s code and headers', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat
+        .mockRejectedValueOnce(failure('MODEL_NOT_FOUND'))
+        .mockRejectedValueOnce(new GatewayError('UPSTREAM_RATE_LIMITED', 'slow down', { 'retry-after': '9' }));
+      const { service } = pipeline(litellm);
+
+      const error = await service.chatCompletionForOrg(ORG_ID, request, context).catch((e: unknown) => e);
+
+      expect(error).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', headers: { 'retry-after': '9' } });
+      expect((error as Error).message).toMatch(/gpt-4o failed \(MODEL_NOT_FOUND.*claude-3-5-sonnet failed too \(UPSTREAM_RATE_LIMITED/);
+    });
+
+    it("uses the request's model instead of the organization's, with the organization's fallback", async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockRejectedValueOnce(failure('MODEL_NOT_FOUND')).mockResolvedValueOnce(answer());
+      const { service } = pipeline(litellm);
+
+      await service.chatCompletionForOrg(ORG_ID, { ...request, model: 'gpt-4o-mini' }, context);
+
+      expect(litellm.chat.mock.calls.map(([call]) => call.model)).toEqual(['gpt-4o-mini', 'claude-3-5-sonnet']);
+    });
+
+    it('sends nothing upstream for an unknown organization', async () => {
+      const litellm = fakeLiteLLM();
+      const { service } = pipeline(litellm);
+
+      await expect(service.chatCompletionForOrg('00000000-0000-4000-8000-000000000000', request, context)).rejects.toMatchObject({
+        code: 'ORGANIZATION_NOT_FOUND',
+      });
+      expect(litellm.chat).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('streams', () => {
+    const collect = async (reads: AsyncIterable<ChatStreamPart[]>) => {
+      const all: ChatStreamPart[] = [];
+      for await (const parts of reads) all.push(...parts);
+      return all;
+    };
+
+    it('relays every read, then sums up the model, the usage and the finish reason', async () => {
+      const litellm = fakeLiteLLM();
+      const upstream = upstreamStream([{ content: 'a' }], [{ content: 'b' }, { finishReason: 'stop' }]);
+      litellm.streamChat.mockImplementation(async () => {
+        Object.assign(upstream.metering, { upstreamModel: 'gpt-4o-2024', usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } });
+        return upstream;
+      });
+      const { service } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletion(request, context);
+
+      expect(await collect(stream.reads)).toEqual([{ content: 'a' }, { content: 'b' }, { finishReason: 'stop' }]);
+      expect(stream.summary()).toEqual({
+        model: 'gpt-4o',
+        upstreamModel: 'gpt-4o-2024',
+        usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 },
+        finishReason: 'stop',
+      });
+    });
+
+    it('falls back when the primary stream fails before its first read', async () => {
+      const litellm = fakeLiteLLM();
+      const refused = {
+        metering: {},
+        reads: async function* (): AsyncGenerator<ChatStreamPart[]> {
+          throw failure('UPSTREAM_BAD_REQUEST');
+        },
+      };
+      litellm.streamChat.mockResolvedValueOnce(refused).mockResolvedValueOnce(upstreamStream([{ content: 'from fallback' }]));
+      const { service } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletionForOrg(ORG_ID, request, context);
+
+      expect(stream).toMatchObject({ model: 'claude-3-5-sonnet', fallbackReason: 'UPSTREAM_BAD_REQUEST' });
+      expect(await collect(stream.reads)).toEqual([{ content: 'from fallback' }]);
+    });
+
+    it('does not fall back once the first read has arrived: the failure reaches the caller', async () => {
+      const litellm = fakeLiteLLM();
+      const breaking = {
+        metering: {},
+        reads: async function* () {
+          yield [{ content: 'partial' }];
+          throw failure('UPSTREAM_BAD_REQUEST');
+        },
+      };
+      litellm.streamChat.mockResolvedValue(breaking);
+      const { service } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletionForOrg(ORG_ID, request, context);
+
+      await expect(collect(stream.reads)).rejects.toMatchObject({ code: 'UPSTREAM_BAD_REQUEST' });
+      expect(litellm.streamChat).toHaveBeenCalledTimes(1);
+    });
+
+    it('ends the upstream stream when the caller stops reading, even before the first part was taken', async () => {
+      const litellm = fakeLiteLLM();
+      const upstream = upstreamStream([{ content: 'a' }], [{ content: 'b' }]);
+      litellm.streamChat.mockResolvedValue(upstream);
+      const { service } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletion(request, context);
+      await stream.reads.return?.();
+
+      expect(upstream.returned()).toBe(true);
+    });
+  });
+});
