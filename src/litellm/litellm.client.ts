@@ -136,7 +136,7 @@ export class LiteLLMClient {
         .asResponse()) as unknown as UpstreamResponse;
       const contentType = response.headers.get('content-type') ?? '';
       if (!contentType.startsWith('text/event-stream')) {
-        response.body.destroy();
+        discard(response.body);
         throw invalidResponse(`a streamed call answered with ${contentType || 'no content type'} instead of text/event-stream`);
       }
     } catch (error) {
@@ -217,7 +217,7 @@ export class LiteLLMClient {
       // the usage chunk, and the caller gets the answer. A caller who left is another matter.
       if ((sawDone || state.finished) && failure.code !== 'REQUEST_ABORTED') {
         outcome = 'success';
-        body.destroy();
+        discard(body);
         return;
       }
       outcome = failure.code;
@@ -227,7 +227,7 @@ export class LiteLLMClient {
       attempt.done();
       // The consumer stopped early (the caller left): the rest is not wanted, and the socket is not reusable.
       if (outcome === undefined) outcome = attempt.signal.reason instanceof GatewayError ? attempt.signal.reason.code : 'REQUEST_ABORTED';
-      if (outcome !== 'success') body.destroy();
+      if (outcome !== 'success') discard(body);
       this.record('chat_stream', model, startedAt, outcome);
     }
   }
@@ -262,6 +262,12 @@ export class LiteLLMClient {
   private record(operation: UpstreamOperation, model: string, startedAt: number, outcome: string): void {
     this.metrics.recordUpstreamCall(operation, this.catalog.metricLabel(model), startedAt, outcome);
   }
+}
+
+/** Drops a body that is not wanted; its socket is not reused. */
+function discard(body: UpstreamResponse['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 function parseChunk(data: string): unknown {

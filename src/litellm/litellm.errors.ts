@@ -71,6 +71,10 @@ export function toUpstreamError(error: unknown, signal?: AbortSignal): GatewayEr
   if (error instanceof APIError) {
     return classifyUpstreamFailure(error.status, error.error as UpstreamErrorBody | undefined, error.headers?.get('retry-after'));
   }
+  // The SDK parses a 200 as JSON: a body that is not JSON is no answer.
+  if (error instanceof SyntaxError) {
+    return new GatewayError('UPSTREAM_INVALID_RESPONSE', 'LiteLLM answered 200 with an invalid answer: a body that is not JSON');
+  }
   if (error instanceof Error && UNDICI_TIMEOUTS.has((error as { code?: string }).code as string)) {
     return new GatewayError('UPSTREAM_TIMEOUT', 'LiteLLM did not answer in time');
   }

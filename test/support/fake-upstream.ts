@@ -26,6 +26,8 @@ export interface ScriptedResponse {
   streamErrorAfterChunks?: number;
   /** Streams only: send this many content chunks, then hold the connection open until the client leaves. */
   stallAfterChunks?: number;
+  /** Answers the request itself: for answers no well-behaved upstream gives. */
+  handler?: (request: ReceivedRequest, response: ServerResponse) => void;
 }
 
 export interface ReceivedRequest {
@@ -35,6 +37,8 @@ export interface ReceivedRequest {
   body: any;
   /** True when the client closed the connection before the answer was complete. */
   closedByClient: boolean;
+  /** True once the answer's connection is closed, whoever closed it. */
+  connectionClosed: boolean;
 }
 
 /** The reply the fake gives to a chat: derived from the last message, so a test can predict it. */
@@ -110,14 +114,20 @@ export class FakeUpstream {
       headers: request.headers,
       body: raw ? JSON.parse(raw) : undefined,
       closedByClient: false,
+      connectionClosed: false,
     };
     this.received.push(record);
+    // 'finish' means the whole answer reached the operating system; a close before it is the client leaving.
+    let finished = false;
+    response.once('finish', () => (finished = true));
     response.on('close', () => {
-      if (!response.writableFinished) record.closedByClient = true;
+      if (!finished) record.closedByClient = true;
     });
+    request.socket.once('close', () => (record.connectionClosed = true));
 
     const script = this.nextScriptFor(record.path);
     if (script.delayMs) await new Promise((resolve) => setTimeout(resolve, script.delayMs));
+    if (script.handler) return script.handler(record, response);
     if (script.status && script.status !== 200) {
       return this.sendJson(response, script.status, script.body ?? { error: { message: 'scripted failure' } }, script.headers);
     }
