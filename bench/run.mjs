@@ -1,17 +1,20 @@
-// npm run bench [-- --quick] [-- --litellm]
+// npm run bench [-- --quick] [-- --litellm] [-- --only=<text>]
 // Measures what the gateway's hop costs its callers: each scenario runs direct against a zero-latency
 // upstream, through a bare node:http reference hop, and through the gateway's production build, in
-// alternating rounds so that the figures of one run are comparable. Targets are reported, never enforced;
-// errors and non-2xx answers fail the run (that is what CI's --quick smoke run checks).
+// alternating rounds so that the figures of one run are comparable. The concurrent-streams scenario
+// (streams.mjs) does the same with many long streams at once from a paced upstream. Targets are reported,
+// never enforced; errors and non-2xx answers fail the run (that is what CI's --quick smoke run checks).
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuMicros, peakRssMb, percentile } from './measure.mjs';
+import { measureStreams, renderStreams, ROW, STREAM_CHUNKS, STREAM_PACE_MS, streamScenarioName } from './streams.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -25,6 +28,22 @@ const ONLY = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.leng
 const CALLER_KEY = 'bench-caller-key-0123456789abcdef';
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const LITELLM_MASTER_KEY = 'sk-llm-gateway-bench-master';
+const LITELLM_TEST_CONFIG = 'test/support/litellm.test-config.yaml';
+
+/** The concurrent-streams levels; --quick keeps one small level so that CI stays fast. */
+const STREAM_LEVELS = QUICK ? [50] : [200, 1000, 2000];
+/**
+ * The LiteLLM configurations the concurrent-streams scenario measures (with --litellm). Each gets a LiteLLM
+ * of its own pointed at the paced upstream, and a gateway in front of it, and adds the rows "<name> alone"
+ * and "gateway → <name>" at each of its levels. One worker serves about 1.7 ms of CPU per chunk, so today's
+ * config is measured at 200 streams only. To test a tuned sidecar against it ("serves at least 2x the
+ * streams at the same time to first byte"), add an entry with its config file, its worker count and
+ * levels at twice these.
+ */
+const LITELLM_STREAM_VARIANTS = [{ name: 'LiteLLM (1 worker)', config: LITELLM_TEST_CONFIG, workers: 1, levels: QUICK ? [50] : [200] }];
+
+/** --only=<text> applies to every scenario name, the concurrent-streams levels' included. */
+const selected = (scenarioName) => !ONLY || scenarioName.includes(ONLY);
 
 const children = [];
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
@@ -125,7 +144,7 @@ async function startGateway(litellmUrl, name) {
   return { child, url };
 }
 
-async function startLiteLLM(upstreamUrl) {
+async function startLiteLLM(upstreamUrl, { config = LITELLM_TEST_CONFIG, workers = 1 } = {}) {
   const bin = join(ROOT, '.tools', 'litellm-venv', 'bin', 'litellm');
   if (!existsSync(bin)) throw new Error('--litellm needs the test virtualenv: run `bash scripts/ensure-litellm.sh`');
   const port = await freePort();
@@ -137,8 +156,7 @@ async function startLiteLLM(upstreamUrl) {
     FAKE_PROVIDER_API_KEY: 'sk-bench-provider',
   };
   delete env.DATABASE_URL;
-  const config = join(ROOT, 'test', 'support', 'litellm.test-config.yaml');
-  const child = spawn(bin, ['--config', config, '--port', String(port), '--host', '127.0.0.1', '--num_workers', '1'], {
+  const child = spawn(bin, ['--config', join(ROOT, config), '--port', String(port), '--host', '127.0.0.1', '--num_workers', String(workers)], {
     env,
     stdio: 'ignore',
   });
@@ -203,31 +221,93 @@ async function timeToFirstByte({ url, body, headers = {} }) {
   return { rps: 0, latencies, failures, requests: TTFB_SAMPLES };
 }
 
-function percentile(values, p) {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+/**
+ * A hop carrying N streams holds about 2N sockets (N callers, N upstream connections), in each of the hops,
+ * the gateway and LiteLLM, and N in this load generator. Node raises its own soft limit on open files to the
+ * hard one at startup, and the processes it starts inherit it, so only the hard limit matters; raising it
+ * takes root (`ulimit -n 65536` in a root shell, or the container's nofile limit).
+ */
+function warnOnLowOpenFileLimit(needed) {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((text) => text.startsWith('Max open files'));
+  const soft = line?.trim().split(/\s+/)[3];
+  if (soft === undefined || soft === 'unlimited' || Number(soft) >= needed) return;
+  console.error(`warning: the streams need about ${needed} open files per process and the limit is ${soft}: run \`ulimit -n 65536\` (as root) first`);
 }
 
-const CLOCK_TICKS_PER_S = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
+async function createOrganization(gatewayUrl, name) {
+  const created = await fetch(`${gatewayUrl}/v1/organizations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+    body: JSON.stringify({ name, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' }),
+  });
+  if (created.status !== 201) throw new Error(`creating the bench organization answered ${created.status}`);
+  return created.json();
+}
+
+/** The concurrent-streams levels --only selected, LiteLLM variants' levels included with --litellm. */
+function streamLevels() {
+  const litellmLevels = WITH_LITELLM ? LITELLM_STREAM_VARIANTS.flatMap((variant) => variant.levels) : [];
+  return [...new Set([...STREAM_LEVELS, ...litellmLevels])].sort((a, b) => a - b).filter((streams) => selected(streamScenarioName(streams)));
+}
+
+/**
+ * The concurrent-streams scenario, on processes of its own: the paced upstream, the relay and SDK hops and a
+ * gateway in front of it (so that this gateway's peak memory is the streams' alone), and with --litellm a
+ * LiteLLM and a gateway per LiteLLM variant. Returns its report, or undefined when --only left no level.
+ */
+async function runStreamScenarios(messages) {
+  const levels = streamLevels();
+  if (levels.length === 0) return undefined;
+  const upstream = await startPortPrinter('paced-upstream.mjs', [String(STREAM_CHUNKS), String(STREAM_PACE_MS)]);
+  const relay = await startPortPrinter('relay-proxy.mjs', [upstream.url]);
+  const sdkHop = await startPortPrinter('sdk-reference-proxy.mjs', [upstream.url, '--uncapped-pool']);
+  const gateway = await startGateway(upstream.url, 'streams');
+  const organization = await createOrganization(gateway.url, 'Bench Streams Inc');
+  const litellms = [];
+  if (WITH_LITELLM) {
+    for (const variant of LITELLM_STREAM_VARIANTS.filter((candidate) => candidate.levels.some((streams) => levels.includes(streams)))) {
+      const litellm = await startLiteLLM(upstream.url, variant);
+      litellms.push({ variant, litellm, gateway: await startGateway(litellm.url, 'streams-litellm') });
+    }
   }
-})();
 
-/** User + system CPU time a process has used so far, in µs (from /proc, so the process needs no hook). */
-function cpuMicros(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_S;
-}
+  const caller = { authorization: `Bearer ${CALLER_KEY}` };
+  const openAiStream = JSON.stringify({ model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } });
+  const gatewayStream = JSON.stringify({ model: 'gpt-4o', messages, stream: true });
+  const scenarios = levels.map((streams) => {
+    const variants = {};
+    if (STREAM_LEVELS.includes(streams)) {
+      const openAi = (hop) => ({ url: `${hop.url}/v1/chat/completions`, body: openAiStream, readyUrl: `${hop.url}/health`, server: hop.child });
+      const viaGateway = (path) => ({ url: `${gateway.url}${path}`, body: gatewayStream, headers: caller, readyUrl: `${gateway.url}/health/live`, server: gateway.child });
+      variants[ROW.direct] = openAi(upstream);
+      variants[ROW.relay] = openAi(relay);
+      variants[ROW.sdk] = openAi(sdkHop);
+      variants[ROW.gateway] = viaGateway('/v1/chat');
+      variants[ROW.organization] = viaGateway(`/v1/organizations/${organization.id}/chat`);
+    }
+    for (const { variant, litellm, gateway: litellmGateway } of litellms.filter((entry) => entry.variant.levels.includes(streams))) {
+      variants[`${variant.name} alone`] = {
+        url: `${litellm.url}/v1/chat/completions`,
+        body: openAiStream,
+        headers: { authorization: `Bearer ${LITELLM_MASTER_KEY}` },
+        readyUrl: `${litellm.url}/health/liveliness`,
+        server: litellm.child,
+      };
+      variants[`gateway → ${variant.name}`] = {
+        url: `${litellmGateway.url}/v1/chat`,
+        body: gatewayStream,
+        headers: caller,
+        readyUrl: `${litellmGateway.url}/health/live`,
+        server: litellmGateway.child,
+      };
+    }
+    return { name: streamScenarioName(streams), streams, variants };
+  });
 
-function peakRssMb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) / 1024 : NaN;
+  const results = await measureStreams(scenarios, { rounds: ROUNDS });
+  return renderStreams(scenarios, results, { referenceStreams: 1000, largestStreams: 2000 });
 }
 
 const packageVersion = (name) => {
@@ -239,6 +319,7 @@ const packageVersion = (name) => {
 };
 
 async function main() {
+  if (streamLevels().length > 0) warnOnLowOpenFileLimit(2 * Math.max(...streamLevels()) + 1024);
   const database = await benchDatabase();
   databaseUrl = database.url;
   const upstream = await startPortPrinter('fake-upstream.mjs');
@@ -247,13 +328,7 @@ async function main() {
   const gateway = await startGateway(upstream.url, 'direct');
   const caller = { authorization: `Bearer ${CALLER_KEY}` };
 
-  const created = await fetch(`${gateway.url}/v1/organizations`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
-    body: JSON.stringify({ name: 'Bench Inc', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' }),
-  });
-  if (created.status !== 201) throw new Error(`creating the bench organization answered ${created.status}`);
-  const organization = await created.json();
+  const organization = await createOrganization(gateway.url, 'Bench Inc');
 
   // About 1 KB of conversation.
   const messages = [
@@ -321,13 +396,14 @@ async function main() {
   ];
 
   let litellmGateway;
-  if (WITH_LITELLM) {
+  const litellmScenarioName = (connections) => `chat through LiteLLM, ${connections} connection${connections > 1 ? 's' : ''}`;
+  if (WITH_LITELLM && [1, 32].some((connections) => selected(litellmScenarioName(connections)))) {
     const litellm = await startLiteLLM(upstream.url);
     litellmGateway = await startGateway(litellm.url, 'litellm');
     const litellmHeaders = { authorization: `Bearer ${LITELLM_MASTER_KEY}` };
     for (const connections of [1, 32]) {
       scenarios.push({
-        name: `chat through LiteLLM, ${connections} connection${connections > 1 ? 's' : ''}`,
+        name: litellmScenarioName(connections),
         kind: connections === 1 ? 'latency' : 'throughput',
         variants: {
           direct: () => load({ url: direct('/v1/chat/completions'), body: openAiChat, connections }),
@@ -338,7 +414,7 @@ async function main() {
     }
   }
 
-  if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter((scenario) => scenario.name.includes(ONLY)));
+  if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter((scenario) => selected(scenario.name)));
 
   // Warm-up: JIT, connection pools, the organization's cached preferences.
   for (const scenario of scenarios) for (const run of Object.values(scenario.variants)) await warm(run);
@@ -376,24 +452,30 @@ async function main() {
     }
   }
   const rssMb = peakRssMb(gateway.child.pid);
+  const streams = await runStreamScenarios(messages);
 
-  const report = ONLY ? renderRows(scenarios, results, rssMb) : render(scenarios, results, rssMb);
-  console.log(report.text);
-  if (!QUICK && !ONLY) {
-    mkdirSync(join(ROOT, 'docs'), { recursive: true });
-    writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), report.markdown);
-    console.log('written to docs/benchmarks.md');
+  if (scenarios.length > 0) {
+    const report = ONLY ? renderRows(scenarios, results, rssMb) : render(scenarios, results, rssMb);
+    console.log(report.text);
+    if (!QUICK && !ONLY) {
+      mkdirSync(join(ROOT, 'docs'), { recursive: true });
+      writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), streams ? `${report.markdown}\n${streams.markdown}` : report.markdown);
+      console.log('written to docs/benchmarks.md');
+    }
   }
+  if (streams) console.log(`\n${streams.text}`);
 
-  const failed = [...results.entries()].filter(([, result]) => result.failures > 0);
+  const failed = [...results.entries()].filter(([, result]) => result.failures > 0).map(([key]) => key);
+  if (streams) failed.push(...streams.failures);
   children.forEach((child) => child.kill('SIGTERM'));
   await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
   await database.drop();
   if (failed.length > 0) {
-    console.error(`FAILED: errors or non-2xx answers in ${failed.map(([key]) => key).join(', ')}`);
+    console.error(`FAILED: errors or non-2xx answers in ${failed.join(', ')}`);
     process.exit(1);
   }
-  console.log(`bench: ${[...results.values()].reduce((sum, result) => sum + result.requests, 0)} requests, 0 errors, 0 non-2xx`);
+  const requests = [...results.values()].reduce((sum, result) => sum + result.requests, 0);
+  console.log(`bench: ${requests} requests${streams ? ` and ${streams.streams} streams` : ''}, 0 errors, 0 non-2xx`);
 }
 
 /** Warm-up runs are short: they are for the JIT and the connection pools, and are not reported. */
