@@ -1,5 +1,5 @@
 // The ceiling the design allows: a bare node:http hop that calls the upstream through the openai SDK on
-// the gateway's own transport (dist/src/llm/upstream-fetch.js), as the gateway must, with no framework,
+// the gateway's own transport (dist/src/litellm/upstream-fetch.js), as the gateway must, with no framework,
 // validation, auth, logging or metrics. A streamed chat (stream: true) is re-emitted delta by delta in the
 // gateway's format (`data: {"content":...}`, then the model and usage, then [DONE]).
 // Usage: node sdk-reference-proxy.mjs <upstream> [--uncapped-pool]
@@ -13,7 +13,7 @@ import { Agent } from 'undici';
 
 const require = createRequire(import.meta.url);
 const { default: OpenAI } = require('openai');
-const { createUpstreamFetch } = require('../dist/src/llm/upstream-fetch.js');
+const { createUpstreamFetch } = require('../dist/src/litellm/upstream-fetch.js');
 
 const transport = process.argv.includes('--uncapped-pool') ? createUpstreamFetch(new Agent({ keepAliveTimeout: 30_000 })) : createUpstreamFetch();
 const client = new OpenAI({ baseURL: `${process.argv[2]}/v1`, apiKey: 'sk-bench', maxRetries: 0, fetch: transport });
