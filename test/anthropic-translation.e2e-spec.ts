@@ -134,6 +134,13 @@ describe('contract: OpenAI client → real LiteLLM → fake Anthropic (translati
 
   const deltas = (answer: StreamedAnswer) => answer.chunks.map((chunk) => chunk.choices[0]);
 
+  /** LiteLLM closes its Anthropic connection after it answers the client: wait for the fake to see it. */
+  const upstreamClosed = async () => {
+    const deadline = Date.now() + 5_000;
+    while (!anthropic.messages()[0]?.closedByClient && Date.now() < deadline) await new Promise((done) => setTimeout(done, 50));
+    return anthropic.messages()[0]?.closedByClient;
+  };
+
   describe('plain text', () => {
     const hello = { messages: [user('hello through litellm')] };
 
@@ -874,7 +881,7 @@ describe('contract: OpenAI client → real LiteLLM → fake Anthropic (translati
         { error: { message: 'litellm.APIConnectionError: AnthropicException - Timeout on reading data from socket', type: null, param: null, code: '500' } },
       ]);
       expect(answer.done).toBe(false);
-      expect(anthropic.messages()[0].closedByClient).toBe(true);
+      expect(await upstreamClosed()).toBe(true);
     });
 
     it('closes the connection to Anthropic when the client leaves a stream', async () => {
@@ -890,9 +897,7 @@ describe('contract: OpenAI client → real LiteLLM → fake Anthropic (translati
 
       aborter.abort();
 
-      const deadline = Date.now() + 5_000;
-      while (!anthropic.messages()[0].closedByClient && Date.now() < deadline) await new Promise((done) => setTimeout(done, 50));
-      expect(anthropic.messages()[0].closedByClient).toBe(true);
+      expect(await upstreamClosed()).toBe(true);
     });
   });
 });
