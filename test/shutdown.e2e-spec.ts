@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { FakeUpstream } from './support/fake-upstream';
 import { parseEventStream } from './support/gateway';
+import { startGatewayProcess } from './support/gateway-process';
 import { freePort, PROJECT_ROOT } from './support/litellm';
+import { Agent } from 'node:http';
 
 /**
  * SIGTERM to the production build (`node dist/src/main.js`, built by `npm test` first), as Kubernetes
@@ -134,6 +136,72 @@ describe('graceful shutdown (production build, real PostgreSQL)', () => {
     // After the drain the port is closed: new callers are refused, not half-served.
     await expect(call('GET', '/health/live')).rejects.toThrow(/ECONNREFUSED/);
   }, 30_000);
+});
+
+describe('graceful shutdown with keep-alive callers (production build)', () => {
+  const upstream = new FakeUpstream();
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    await upstream.start();
+    database = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+    await upstream.stop();
+  });
+
+  it('answers every slow call in flight with Connection: close, closes idle connections, and exits once they are done', async () => {
+    const drainMs = 1_000;
+    const callMs = 2_000;
+    const gateway = await startGatewayProcess({
+      NODE_ENV: 'production',
+      LITELLM_URL: upstream.url,
+      LITELLM_API_KEY: 'sk-test',
+      GATEWAY_API_KEYS: CALLER_KEY,
+      DATABASE_URL: database.url,
+      SHUTDOWN_DRAIN_MS: String(drainMs),
+    });
+    // Sibling services keep their connections alive; Fastify's own keep-alive timeout is 72 s.
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    const slowCall = () =>
+      new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+        const body = JSON.stringify({ messages: [{ role: 'user', content: 'slow' }] });
+        const req = request(`${gateway.url}/v1/chat`, {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` },
+        }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      // Warm the 32 connections up, so that they are kept-alive connections when the slow calls go out.
+      await Promise.all(Array.from({ length: 32 }, slowCall));
+      upstream.respondNext(...Array.from({ length: 32 }, () => ({ delayMs: callMs })));
+      const calls = Promise.all(Array.from({ length: 32 }, slowCall));
+      await waitUntil(async () => upstream.requestsTo('/chat/completions').length === 64, 5_000);
+
+      const sigtermAt = Date.now();
+      gateway.child.kill('SIGTERM');
+      const answers = await calls;
+      const exitCode = await gateway.exited;
+      const exitedAfterMs = Date.now() - sigtermAt;
+
+      expect(answers.map((answer) => answer.status)).toEqual(Array(32).fill(200));
+      expect(answers.map((answer) => answer.connection)).toEqual(Array(32).fill('close'));
+      expect(exitCode).toBe(0);
+      // Within SHUTDOWN_DRAIN_MS + the longest call in flight + 1 s, not after the keep-alive timeout.
+      expect(exitedAfterMs).toBeLessThan(drainMs + callMs + 1_000);
+    } finally {
+      agent.destroy();
+      await gateway.stop();
+    }
+  }, 60_000);
 });
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, context: () => string = () => ''): Promise<void> {

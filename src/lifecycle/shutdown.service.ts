@@ -42,9 +42,10 @@ export class ShutdownService implements OnModuleInit, BeforeApplicationShutdown 
 
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
-    fastify?.addHook('onRequest', (_request, reply, done) => {
+    // onSend, not onRequest: an answer to a call that came in before the drain ended is sent after it too.
+    fastify?.addHook('onSend', (_request, reply, payload, done) => {
       if (this.closing) void reply.header('connection', 'close');
-      done();
+      done(null, payload);
     });
   }
 

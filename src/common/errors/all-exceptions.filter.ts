@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { errorResponse } from './error-response';
 import { ErrorCode, GatewayError } from './gateway-error';
 
@@ -49,34 +50,37 @@ export function describeError(error: unknown): Readonly<DescribedError> {
   return { statusCode: status, code, message: (error as Error).message, headers: {} };
 }
 
-/** Bounds of the lingering close below: enough for a body a little over the limit, not for a flood. */
-const LINGER_MAX_BYTES = 8 * 1024 * 1024;
+/** Bounds of the lingering close below: enough for a body well over the limit, not for a flood. */
+const LINGER_MAX_BYTES = 32 * 1024 * 1024;
 const LINGER_MAX_MS = 2_000;
 
+type LingeringSocket = Socket & { lingering?: boolean };
+
 /**
- * An error answered before the request body was read (413, or a 401 from the early key check): closing the
- * socket at once while the client is still sending makes the kernel answer with a reset, and the client
- * sees that instead of our answer. So the rest of the body is read and dropped, up to a bound, and the
- * connection is closed only then (a "lingering close", as nginx does).
+ * An error answered before the request body was read (413, or a 401 from the early key check) closes the
+ * connection. Closing it while the client is still sending makes the kernel answer the client's next bytes
+ * with a reset, and the client sees that instead of our answer. So this connection closes the way nginx's
+ * "lingering close" does: our side is ended after the answer (FIN), the rest of the body is read and
+ * dropped, and the socket is destroyed once the client has closed its side, or after a bound in bytes and time.
  */
-function lingerOnUnreadBody(request: IncomingMessage, reply: FastifyReply): void {
-  if (request.complete) return;
+function lingerOnUnreadBody(request: IncomingMessage): void {
+  const socket = request.socket as LingeringSocket;
+  if (request.complete || socket.lingering) return;
+  socket.lingering = true;
   let received = 0;
-  const socket = request.socket;
   const timer = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
   timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  // Node ends and then destroys a `Connection: close` socket as soon as the answer is written: only end it.
+  socket.destroySoon = function endOnly(this: Socket) {
+    if (this.writable) this.end();
+  };
+  socket.once('end', () => socket.destroy());
   request.on('data', (chunk: Buffer) => {
     received += chunk.length;
     if (received > LINGER_MAX_BYTES) socket.destroy();
   });
-  request.once('end', () => {
-    clearTimeout(timer);
-    socket.end();
-  });
-  request.once('close', () => clearTimeout(timer));
   request.resume();
-  // Node would destroy the socket right after the answer; the 'end' above closes it instead.
-  reply.removeHeader('connection');
 }
 
 /**
@@ -97,7 +101,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(`Unhandled error on ${request.method} ${route} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
     }
     if (reply.sent || reply.raw.headersSent) return;
-    lingerOnUnreadBody(request.raw, reply);
+    lingerOnUnreadBody(request.raw);
     void reply
       .status(described.statusCode)
       .headers(described.headers)
