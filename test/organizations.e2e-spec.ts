@@ -150,6 +150,18 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
       expect((await fetch(api('?limit=abc'))).status).toBe(400);
     });
 
+    it.each(['offset=9223372036854775808', 'offset=1e308', 'offset=1000001', 'limit=101', 'offset=-1'])(
+      'answers 400 naming the limit for %s, never a database error',
+      async (query) => {
+        const response = await fetch(api(`?${query}`));
+
+        expect(response.status).toBe(400);
+        const body = await readJson(response);
+        expect(body.code).toBe('VALIDATION_FAILED');
+        expect(body.message).toMatch(/^(offset|limit) must not be (greater|less) than (1000000|100|0|1)$/);
+      },
+    );
+
     it('updates the name and models; llmFallbackModel: null clears the fallback', async () => {
       const created = await createOrganization({ name: 'Changing' });
 

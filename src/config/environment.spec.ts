@@ -16,6 +16,15 @@ describe('validateEnvironment', () => {
     });
   });
 
+  it.each(['LLM_TIMEOUT_MS', 'LLM_STREAM_IDLE_TIMEOUT_MS', 'STREAM_WRITE_TIMEOUT_MS'])('caps %s at 10 minutes', (name) => {
+    expect(() => validateEnvironment({ [name]: '600001' })).toThrow(new RegExp(`${name}="600001": ${name} must not be greater than 600000`));
+    expect(validateEnvironment({ [name]: '600000' })).toMatchObject({ [name]: 600_000 });
+  });
+
+  it('refuses a default model name that could not go into a header', () => {
+    expect(() => validateEnvironment({ DEFAULT_CHAT_MODEL: 'gpt 4o\r\n' })).toThrow(/DEFAULT_CHAT_MODEL.*must be a model name/);
+  });
+
   it('converts numbers from their string form', () => {
     expect(validateEnvironment({ PORT: '8080', LLM_TIMEOUT_MS: '5000' })).toMatchObject({ PORT: 8080, LLM_TIMEOUT_MS: 5000 });
   });

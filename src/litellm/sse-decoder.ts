@@ -14,8 +14,16 @@ const EVENT = Buffer.from('event');
 /** Longer lines mean a broken or hostile upstream, not an answer: refused rather than buffered forever. */
 export const MAX_SSE_LINE_BYTES = 16 * 1024 * 1024;
 
-function fieldIs(buffer: Buffer, start: number, end: number, name: Buffer): boolean {
-  return end - start === name.length && buffer.compare(name, 0, name.length, start, end) === 0;
+/**
+ * Where the value of field `name` starts when the line [start, end) is that field (`name`, `name:` or
+ * `name: value`, one space after the colon dropped); -1 when it is another field.
+ */
+function fieldValueStart(buffer: Buffer, start: number, end: number, name: Buffer): number {
+  const nameEnd = start + name.length;
+  if (nameEnd > end || buffer.compare(name, 0, name.length, start, nameEnd) !== 0) return -1;
+  if (nameEnd === end) return end;
+  if (buffer[nameEnd] !== COLON) return -1;
+  return nameEnd + 1 < end && buffer[nameEnd + 1] === SPACE ? nameEnd + 2 : nameEnd + 1;
 }
 
 /**
@@ -35,19 +43,23 @@ export class SseDecoder {
   push(chunk: Buffer, out: ServerSentEvent[]): void {
     let buffer = chunk;
     let start = 0;
-    if (this.pendingCr) {
+    // An empty read says nothing about the LF that may follow the CR: the next one will.
+    if (this.pendingCr && buffer.length > 0) {
       this.pendingCr = false;
-      if (buffer.length > 0 && buffer[0] === LF) start = 1;
+      if (buffer[0] === LF) start = 1;
     }
     if (this.carry) {
       buffer = Buffer.concat([this.carry, buffer.subarray(start)]);
       start = 0;
       this.carry = undefined;
     }
+    // Each search result is kept until the scan passes it: one pass over the read, whatever the line ends.
+    let nextLf = buffer.indexOf(LF, start);
     let nextCr = buffer.indexOf(CR, start);
     while (start < buffer.length) {
-      let end = buffer.indexOf(LF, start);
+      if (nextLf !== -1 && nextLf < start) nextLf = buffer.indexOf(LF, start);
       if (nextCr !== -1 && nextCr < start) nextCr = buffer.indexOf(CR, start);
+      let end = nextLf;
       if (nextCr !== -1 && (end === -1 || nextCr < end)) end = nextCr;
       if (end === -1) break;
       this.line(buffer, start, end, out);
@@ -72,17 +84,16 @@ export class SseDecoder {
       return;
     }
     if (buffer[start] === COLON) return; // a comment (keep-alive)
-    let colon = buffer.indexOf(COLON, start);
-    if (colon === -1 || colon > end) colon = end;
-    let valueStart = colon + 1;
-    if (valueStart < end && buffer[valueStart] === SPACE) valueStart += 1;
-    if (valueStart > end) valueStart = end;
-    if (fieldIs(buffer, start, colon, DATA)) {
-      const value = buffer.toString('utf8', valueStart, end);
+    // Only `data` and `event` matter (`id`, `retry` and others mean nothing for a response stream), so the
+    // field is recognised by its first bytes rather than by searching the line for a colon.
+    const data = fieldValueStart(buffer, start, end, DATA);
+    if (data !== -1) {
+      const value = buffer.toString('utf8', data, end);
       this.data = this.data === undefined ? value : `${this.data}\n${value}`;
-    } else if (fieldIs(buffer, start, colon, EVENT)) {
-      this.event = buffer.toString('utf8', valueStart, end);
+      return;
     }
-    // `id:` and `retry:` mean nothing for a response stream.
+    const event = fieldValueStart(buffer, start, end, EVENT);
+    // An empty name means the default type, as if there were no `event:` line.
+    if (event !== -1) this.event = event < end ? buffer.toString('utf8', event, end) : undefined;
   }
 }
