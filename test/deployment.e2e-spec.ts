@@ -1,5 +1,8 @@
+import Ajv from 'ajv';
+import draft07 from 'ajv/dist/refs/json-schema-draft-07.json';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseEnv } from 'node:util';
 import { parse } from 'yaml';
 import { Environment, validateEnvironment } from '../src/config/environment';
 import { DEFAULT_LLM_FALLBACK_MODEL, DEFAULT_LLM_MODEL } from '../src/organizations/organization.entity';
@@ -16,6 +19,16 @@ const compose = parse(read('docker-compose.yml'));
 const litellmConfig = parse(read('litellm-config.yaml'));
 const dockerfile = read('Dockerfile');
 const pinnedLiteLLM = /litellm\[proxy\]==([\d.]+)/.exec(read('litellm-requirements.txt'))?.[1];
+/** .env.example as Compose reads a .env copied from it; the two keys it requires filled in. */
+const envExample = parseEnv(read('.env.example')) as Record<string, string>;
+const hostEnv: Record<string, string> = {
+  ...envExample,
+  LITELLM_MASTER_KEY: 'sk-compose-test',
+  GATEWAY_API_KEYS: 'compose-caller-key-0123456789',
+};
+
+/** Every ${VAR} (with or without a default or an error) in a text; $${VAR} is the container's, not Compose's. */
+const interpolated = (text: string) => [...text.matchAll(/(?<!\$)\$\{(\w+)/g)].map((match) => match[1]);
 
 /** Compose's own interpolation: ${VAR:-default}, ${VAR:?error}, $$. */
 function interpolate(value: string, env: Record<string, string>): string {
@@ -29,6 +42,27 @@ function interpolate(value: string, env: Record<string, string>): string {
     .replace(/\$\$/g, '$');
 }
 
+/** Interpolates every string of a parsed compose file, as Compose does before it validates. */
+function interpolateAll(value: unknown, env: Record<string, string>): unknown {
+  if (typeof value === 'string') return interpolate(value, env);
+  if (Array.isArray(value)) return value.map((item) => interpolateAll(item, env));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateAll(item, env)]));
+  }
+  return value;
+}
+
+/**
+ * The Compose Specification's schema, as Docker Compose applies it (test/support/compose-spec.md says where
+ * the copy comes from). It names its meta-schema https://json-schema.org/draft-07/schema, ajv's draft-07
+ * under another address.
+ */
+function composeSchemaValidator() {
+  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strictTypes: false });
+  ajv.addMetaSchema(draft07, 'https://json-schema.org/draft-07/schema');
+  return ajv.compile(JSON.parse(read('test/support/compose-spec.json')));
+}
+
 describe('deployment files', () => {
   const { postgres, litellm, gateway } = compose.services;
 
@@ -40,9 +74,9 @@ describe('deployment files', () => {
   it('runs LiteLLM with the shipped config, its keys from the host, and a liveness healthcheck the image can run', () => {
     expect(litellm.command).toEqual(['--config', '/app/config.yaml', '--port', '4000']);
     expect(litellm.volumes).toContain('./litellm-config.yaml:/app/config.yaml:ro');
-    expect(Object.keys(litellm.environment)).toEqual(
-      expect.arrayContaining(['LITELLM_MASTER_KEY', 'LITELLM_SALT_KEY', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY']),
-    );
+    // Exactly what LiteLLM reads: no env_file (the callers' keys stay out), no salt key (no database here).
+    expect(Object.keys(litellm.environment).sort()).toEqual(['ANTHROPIC_API_KEY', 'LITELLM_LOCAL_MODEL_COST_MAP', 'LITELLM_MASTER_KEY', 'OPENAI_API_KEY']);
+    expect(litellm.env_file).toBeUndefined();
     const healthcheck = litellm.healthcheck.test.join(' ');
     expect(healthcheck).toContain('wget'); // the image has no curl
     expect(healthcheck).toContain('/health/liveliness');
@@ -57,30 +91,68 @@ describe('deployment files', () => {
     expect(compose.volumes).toHaveProperty('postgres-data');
   });
 
-  it("gives the gateway an environment its own schema accepts, pointing at the other two services", () => {
-    const hostEnv = {
-      LITELLM_MASTER_KEY: 'sk-compose-test',
-      LITELLM_SALT_KEY: 'sk-salt',
-      GATEWAY_API_KEYS: 'compose-caller-key-0123456789',
-    };
-    const environment = Object.fromEntries(
-      Object.entries(gateway.environment as Record<string, string>).map(([key, value]) => [key, interpolate(String(value), hostEnv)]),
-    );
+  it("gives the gateway every setting of .env, and an environment its own schema accepts, pointing at the other two services", () => {
+    expect(gateway.env_file).toBe('.env');
     const known = Object.keys(new Environment());
+    // What compose sets itself are gateway variables; they win over .env.
+    expect(Object.keys(gateway.environment).filter((key) => !known.includes(key))).toEqual([]);
+    const environment: Record<string, string> = {
+      ...envExample,
+      ...Object.fromEntries(Object.entries(gateway.environment as Record<string, string>).map(([key, value]) => [key, interpolate(String(value), hostEnv)])),
+    };
+    // Every gateway variable reaches the container, from .env or from compose.
+    expect(known.filter((key) => !(key in environment))).toEqual([]);
 
-    expect(Object.keys(environment).filter((key) => !known.includes(key))).toEqual([]);
     const validated = validateEnvironment(environment);
     expect(validated.NODE_ENV).toBe('production');
+    expect(validated.HOST).toBe('0.0.0.0');
     expect(validated.LITELLM_URL).toBe(`http://litellm:${litellm.command[litellm.command.indexOf('--port') + 1]}`);
     expect(validated.LITELLM_API_KEY).toBe('sk-compose-test');
     const database = new URL(validated.DATABASE_URL!);
-    expect([database.hostname, database.port]).toEqual(['postgres', '5432']);
+    expect([database.hostname, database.port, database.username, database.pathname]).toEqual(['postgres', '5432', envExample.POSTGRES_USER, `/${envExample.POSTGRES_DB}`]);
+    // The keys compose cannot run without stop it when missing.
+    expect(() => interpolate(String(gateway.environment.GATEWAY_API_KEYS), { ...hostEnv, GATEWAY_API_KEYS: '' })).toThrow('GATEWAY_API_KEYS is required');
+    expect(() => interpolate(String(gateway.environment.LITELLM_API_KEY), { ...hostEnv, LITELLM_MASTER_KEY: '' })).toThrow('LITELLM_MASTER_KEY is required');
+
     expect(gateway.depends_on).toEqual({
       postgres: { condition: 'service_healthy' },
       litellm: { condition: 'service_healthy' },
     });
     expect(gateway.build).toBe('.');
+    // The image name the Kubernetes base deploys.
+    expect(gateway.image).toBe(`llm-gateway:${JSON.parse(read('package.json')).version}`);
     expect(gateway.ports[0]).toBe('${GATEWAY_HOST_PORT:-3000}:3000');
+
+    // Stopping waits for the drain and what is in flight: streams, or a non-streamed call of up to LLM_TIMEOUT_MS.
+    const grace = Number(/^(\d+)s$/.exec(gateway.stop_grace_period)![1]);
+    const inFlightMs = Math.max(validated.SHUTDOWN_STREAM_TIMEOUT_MS, validated.LLM_TIMEOUT_MS);
+    expect(grace).toBeGreaterThanOrEqual((validated.SHUTDOWN_DRAIN_MS + inFlightMs) / 1000 + 5);
+  });
+
+  it('lists in .env.example every variable the compose file reads', () => {
+    const names = interpolated(read('docker-compose.yml'));
+    expect(names.length).toBeGreaterThan(0);
+    expect([...new Set(names.filter((name) => !(name in envExample)))]).toEqual([]);
+    expect(envExample).not.toHaveProperty('LITELLM_SALT_KEY');
+  });
+
+  it("is valid against the Compose Specification's JSON schema, as written and once interpolated", () => {
+    const validate = composeSchemaValidator();
+    for (const document of [compose, interpolateAll(compose, hostEnv)]) {
+      const valid = validate(document);
+      expect(validate.errors ?? []).toEqual([]);
+      expect(valid).toBe(true);
+    }
+
+    // And the schema does reject what Compose would: a misspelt key, a map where a list belongs, an unknown condition.
+    const broken = (change: (copy: typeof compose) => void) => {
+      const copy = structuredClone(compose);
+      change(copy);
+      return validate(copy);
+    };
+    expect(broken((copy) => (copy.services.gateway.enviroment = {}))).toBe(false);
+    expect(broken((copy) => (copy.services.gateway.ports = { http: 3000 }))).toBe(false);
+    expect(broken((copy) => (copy.services.gateway.depends_on.postgres.condition = 'service_ready'))).toBe(false);
   });
 
   it('builds a multi-stage, non-root image with an init process and a liveness healthcheck', () => {
@@ -109,6 +181,8 @@ describe('deployment files', () => {
     expect(litellmConfig.litellm_settings).toMatchObject({ json_logs: true, request_timeout: 600 });
     expect(litellmConfig.litellm_settings.set_verbose).not.toBe(true);
     expect(litellmConfig.router_settings.num_retries).toBeGreaterThan(0);
+    // One deployment per model: a cooldown would only turn provider errors into LiteLLM 429s (see the config).
+    expect(litellmConfig.router_settings.disable_cooldowns).toBe(true);
     expect(defaults.LLM_MAX_RETRIES).toBe(0); // one retry layer
   });
 
