@@ -12,7 +12,7 @@ import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
 import { registerJsonBodyParser } from './common/json-body-parser';
 import { sendSecurityHeaders } from './common/security-headers';
 import { requestIdFor } from './common/request-id';
-import { observeRequests } from './common/request-observer';
+import { observeRequests } from './metrics/request-observer';
 import { validationExceptionFactory } from './common/validation';
 import { configurationWarnings, Environment, validateEnvironment } from './config/environment';
 import { createLogger, NestPinoLogger } from './logging/logger';

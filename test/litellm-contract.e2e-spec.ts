@@ -205,6 +205,21 @@ describe('contract: gateway → real LiteLLM → fake provider', () => {
       expect(JSON.parse(events[events.length - 2].data)).toMatchObject({ model: 'claude-3-5-sonnet', fallbackUsed: true });
     });
 
+    it("names a provider's content-policy refusal UPSTREAM_CONTENT_POLICY, and does not re-send the prompt to the fallback", async () => {
+      const organization = await createOrganization({ name: 'Careful' });
+      // OpenAI's own answer; LiteLLM turns it into its ContentPolicyViolationError, still a 400.
+      provider.respondNext({
+        status: 400,
+        body: { error: { message: 'Your request was rejected as a result of our safety system.', type: 'invalid_request_error', code: 'content_policy_violation' } },
+      });
+
+      const response = await orgChat(organization.id);
+
+      expect(response.status).toBe(400);
+      expect(await readJson(response)).toMatchObject({ code: 'UPSTREAM_CONTENT_POLICY', message: expect.stringContaining('ContentPolicyViolationError') });
+      expect(provider.requestsTo('/chat/completions').map((r) => r.body.model)).toEqual(['gpt-4o']);
+    });
+
     it('does not fall back on a provider 429', async () => {
       const organization = await createOrganization({ name: 'Rate limited' });
       provider.respondNext({ status: 429, body: { error: { message: 'Rate limit reached' } } });

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
-import { MetricsService } from '../metrics/metrics.service';
-import { MODEL_HEADER } from './model-name';
-import { REQUEST_ID_HEADER } from './request-id';
+import { MetricsService } from './metrics.service';
+import { MODEL_HEADER } from '../common/model-name';
+import { REQUEST_ID_HEADER } from '../common/request-id';
 
 
 /** Probes and scrapes come every few seconds: logged at debug level so they do not drown the rest. */
