@@ -6,10 +6,9 @@
  * Nest 12 ships as ES modules. Node 20 can require() them, but Jest's module loader cannot before
  * Node 24.9, so Babel turns ES modules into CommonJS for the test run.
  */
-module.exports = {
+const project = {
   testEnvironment: '<rootDir>/test/support/jest-environment.js',
   rootDir: '.',
-  testRegex: '(src|test)/.*\\.(spec|e2e-spec)\\.ts$',
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   transform: {
     '^.+\\.ts$': [
@@ -44,7 +43,15 @@ module.exports = {
   // ES modules can sit anywhere in the dependency tree (Nest 12, and packages such as content-disposition),
   // so every .js file goes through Babel once (Jest caches the result); `unambiguous` leaves CommonJS alone.
   transformIgnorePatterns: [],
+};
+
+module.exports = {
+  // Two projects, run side by side: most e2e suites wait on servers, timers and LiteLLM's start, so two
+  // workers on this machine's two cores take about half the time; each suite starts its servers on free ports.
+  projects: [
+    { ...project, displayName: 'unit', testRegex: 'src/.*\\.spec\\.ts$' },
+    { ...project, displayName: 'e2e', testRegex: 'test/.*\\.e2e-spec\\.ts$' },
+  ],
+  maxWorkers: 2,
   testTimeout: 30_000,
-  // Suites start servers on free ports; running them one at a time keeps LiteLLM's memory and CPU in check.
-  maxWorkers: 1,
 };

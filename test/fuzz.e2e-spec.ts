@@ -12,7 +12,8 @@ import { postJson, readJson, RunningGateway, startGateway } from './support/gate
  * known-nasty ones. A failing case found here goes into fuzz/regressions.json and is replayed forever.
  */
 const ADMIN_KEY = 'fuzz-admin-key-0123456789abcdef';
-const RUNS_PER_ROUTE = Number(process.env.FUZZ_RUNS_PER_ROUTE ?? 10_000);
+/** `npm test` runs a lighter count; `npm run test:fuzz` the heavy one. */
+const RUNS_PER_ROUTE = Number(process.env.FUZZ_RUNS_PER_ROUTE ?? 2_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_121);
 const seedCorpus: string[] = JSON.parse(readFileSync(join(__dirname, 'fuzz', 'seed-corpus.json'), 'utf8'));
 const regressions: Array<{ route: string; body: string; found: string }> = JSON.parse(

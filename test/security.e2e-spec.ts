@@ -64,6 +64,14 @@ describe('security baseline', () => {
       expect(upstream.received).toHaveLength(0);
     });
 
+    it('closes the connection after an early 401 whose body it did not read, and says so', async () => {
+      const response = await request('POST', '/v1/chat', {}, { messages: [{ role: 'user', content: 'x'.repeat(200_000) }] });
+
+      expect(response.status).toBe(401);
+      // The rest of the body is read and dropped; the caller must not send another request on this connection.
+      expect(response.headers.get('connection')).toBe('close');
+    });
+
     it('checks the key before reading the body: a caller without one cannot make the gateway parse', async () => {
       const post = (headers: Record<string, string>, body: string) =>
         fetch(`${gateway.url}/v1/chat`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });

@@ -152,6 +152,53 @@ describe('graceful shutdown with keep-alive callers (production build)', () => {
     await upstream.stop();
   });
 
+  beforeEach(() => upstream.reset());
+
+  it('ends a stream whose caller reads nothing at SHUTDOWN_STREAM_TIMEOUT_MS, and exits, without waiting for STREAM_WRITE_TIMEOUT_MS', async () => {
+    const gateway = await startGatewayProcess({
+      NODE_ENV: 'production',
+      LITELLM_URL: upstream.url,
+      LITELLM_API_KEY: 'sk-test',
+      GATEWAY_API_KEYS: CALLER_KEY,
+      DATABASE_URL: database.url,
+      SHUTDOWN_DRAIN_MS: '500',
+      SHUTDOWN_STREAM_TIMEOUT_MS: '500',
+      STREAM_WRITE_TIMEOUT_MS: '60000',
+    });
+    // 64 MB of stream, more than loopback buffers hold: the gateway is left waiting for the caller to read.
+    upstream.respondNext({
+      handler: (_request, response) => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        const piece = JSON.stringify({ id: 'c', model: 'gpt-4o', choices: [{ index: 0, delta: { content: 'x'.repeat(32_768) } }] });
+        for (let index = 0; index < 2_000; index += 1) response.write(`data: ${piece}\n\n`);
+        response.end('data: [DONE]\n\n');
+      },
+    });
+    try {
+      const paused = new Promise<void>((resolve, reject) => {
+        const req = request(`${gateway.url}/v1/chat`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` },
+        }, (res) => {
+          res.pause(); // and never read
+          res.on('error', () => undefined);
+          resolve();
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ messages: [{ role: 'user', content: 'a lot' }], stream: true }));
+      });
+      await paused;
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the gateway's writes fill the buffers
+
+      const sigtermAt = Date.now();
+      gateway.child.kill('SIGTERM');
+      expect(await gateway.exited).toBe(0);
+      expect(Date.now() - sigtermAt).toBeLessThan(500 + 500 + 2_000);
+    } finally {
+      await gateway.stop();
+    }
+  }, 60_000);
+
   it('answers every slow call in flight with Connection: close, closes idle connections, and exits once they are done', async () => {
     const drainMs = 1_000;
     const callMs = 2_000;

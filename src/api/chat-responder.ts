@@ -11,7 +11,6 @@ import { ShutdownService } from '../lifecycle/shutdown.service';
 import type { ChatStreamPart } from '../litellm/litellm.types';
 import type { ChatStream, ChatStreamSummary } from '../routing/llm.service';
 
-export { MODEL_HEADER };
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
 /** The caller's side of a call: its abort controller fires when the caller leaves, with the reason why. */
@@ -81,6 +80,8 @@ export class ChatResponder {
       response.setHeader('content-type', 'text/event-stream; charset=utf-8');
       response.setHeader('cache-control', 'no-cache, no-transform');
       response.setHeader('x-accel-buffering', 'no');
+      // Hijacked replies skip Fastify's onSend hooks, where the shutdown adds this to the others.
+      if (this.shutdown.isClosing) response.setHeader('connection', 'close');
       response.writeHead(200);
       for await (const parts of stream.reads) {
         const text = format.parts(parts);
@@ -103,10 +104,15 @@ export class ChatResponder {
   /** Waits for a full socket buffer to drain; a caller that reads nothing for STREAM_WRITE_TIMEOUT_MS is cut off. */
   private drained(response: ServerResponse, abort: AbortController, requestId: string): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (abort.signal.aborted) {
+        response.destroy();
+        return reject(abort.signal.reason);
+      }
       const done = () => {
         clearTimeout(timer);
         response.off('drain', onDrain);
         response.off('close', onClose);
+        abort.signal.removeEventListener('abort', onAbort);
       };
       const onDrain = () => {
         done();
@@ -116,6 +122,13 @@ export class ChatResponder {
         done();
         reject(new GatewayError('REQUEST_ABORTED', 'The caller went away'));
       };
+      // The shutdown ending the stream: a caller that reads nothing cannot be told, only disconnected.
+      const onAbort = () => {
+        done();
+        response.destroy();
+        reject(abort.signal.reason);
+      };
+      abort.signal.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         done();
         const failure = new GatewayError('STREAM_WRITE_TIMEOUT', `The caller read nothing for ${this.writeTimeoutMs} ms`);

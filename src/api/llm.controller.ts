@@ -22,7 +22,8 @@ import { parseUuid } from '../common/validation';
 import type { ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
-import { abortOnClientDisconnect, ChatResponder, FALLBACK_REASON_HEADER, MODEL_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
+import { MODEL_HEADER } from '../common/model-name';
+import { abortOnClientDisconnect, ChatResponder, FALLBACK_REASON_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
 import { ChatRequestDto } from './dto/chat-request.dto';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
 import {

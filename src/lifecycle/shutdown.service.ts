@@ -40,6 +40,11 @@ export class ShutdownService implements OnModuleInit, BeforeApplicationShutdown 
     return this.draining;
   }
 
+  /** The drain is over and the server is closing: every answer from now on closes its connection. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
     // onSend, not onRequest: an answer to a call that came in before the drain ended is sent after it too.

@@ -12,6 +12,9 @@ import { ServerSentEvent, SseDecoder } from './sse-decoder';
 import { invalidResponse, readChatChunk, readChatCompletion, readEmbeddings, StreamState } from './upstream-answers';
 import type { UpstreamHeaders, UpstreamResponse } from './upstream-fetch';
 
+/** How long the end of a body is waited for after [DONE] before its connection is dropped. */
+const DRAIN_AFTER_DONE_MS = 2_000;
+
 /** A call whose model is settled: the pipeline has resolved it. */
 export type ResolvedChatRequest = ChatRequest & { model: string };
 export type UpstreamOperation = 'chat' | 'chat_stream' | 'embeddings';
@@ -159,7 +162,7 @@ export class LiteLLMClient {
     const reader = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const decoder = new SseDecoder();
     const events: ServerSentEvent[] = [];
-    const state: StreamState = { finished: false };
+    const state: StreamState = {};
     let waitingForUpstream = false;
     let sawDone = false;
     let outcome: string | undefined;
@@ -169,7 +172,7 @@ export class LiteLLMClient {
       }
     }, this.streamIdleTimeoutMs);
     try {
-      for (;;) {
+      while (!sawDone) {
         waitingForUpstream = true;
         idle.refresh();
         let read: IteratorResult<Buffer>;
@@ -182,9 +185,8 @@ export class LiteLLMClient {
         }
         waitingForUpstream = false;
         if (read.done) break;
-        if (sawDone) continue; // read to the end, so the connection can be reused
         events.length = 0;
-        decoder.push(read.value, events);
+        decode(decoder, read.value, events);
         const parts: ChatStreamPart[] = [];
         let failure: GatewayError | undefined;
         for (const event of events) {
@@ -203,24 +205,27 @@ export class LiteLLMClient {
         }
         metering.upstreamModel = state.upstreamModel;
         metering.usage = state.usage;
+        metering.finishReason = state.finishReason;
         // What came before an error in the same read is the caller's too: first the parts, then the error.
         if (parts.length > 0) yield parts;
         if (failure) throw failure;
       }
-      if (!state.finished && !sawDone) {
+      if (!state.finishReason && !sawDone) {
         throw new GatewayError('UPSTREAM_STREAM_TRUNCATED', 'The stream from LiteLLM ended before the answer was complete');
       }
+      // [DONE] is the end, whether or not the body has ended yet: the caller is not kept waiting for it.
+      if (sawDone) drainInBackground(reader, body);
       outcome = 'success';
     } catch (error) {
       const failure = toUpstreamError(error, attempt.signal);
-      // After a finish reason or [DONE] the answer is whole: a silence or a break that follows loses at most
-      // the usage chunk, and the caller gets the answer. A caller who left is another matter.
-      if ((sawDone || state.finished) && failure.code !== 'REQUEST_ABORTED') {
+      // After a finish reason the answer is whole: a silence or a break that follows loses at most the usage
+      // chunk, and the caller gets the answer. A caller who left is another matter.
+      if (state.finishReason && failure instanceof GatewayError && failure.code !== 'REQUEST_ABORTED') {
         outcome = 'success';
         discard(body);
         return;
       }
-      outcome = failure.code;
+      outcome = failure instanceof GatewayError ? failure.code : 'INTERNAL_ERROR';
       throw failure;
     } finally {
       clearTimeout(idle);
@@ -254,14 +259,39 @@ export class LiteLLMClient {
     }
   }
 
-  private failed(operation: UpstreamOperation, model: string, startedAt: number, failure: GatewayError): GatewayError {
-    this.record(operation, model, startedAt, failure.code);
+  /** Counts a failed call; returns what to throw (a GatewayError, or a bug as it is). */
+  private failed(operation: UpstreamOperation, model: string, startedAt: number, failure: unknown): unknown {
+    this.record(operation, model, startedAt, failure instanceof GatewayError ? failure.code : 'INTERNAL_ERROR');
     return failure;
   }
 
   private record(operation: UpstreamOperation, model: string, startedAt: number, outcome: string): void {
     this.metrics.recordUpstreamCall(operation, this.catalog.metricLabel(model), startedAt, outcome);
   }
+}
+
+/** An event-stream line too long to be an answer is a broken upstream, not a bug of ours. */
+function decode(decoder: SseDecoder, bytes: Buffer, events: ServerSentEvent[]): void {
+  try {
+    decoder.push(bytes, events);
+  } catch (error) {
+    if (error instanceof RangeError) throw invalidResponse(error.message);
+    throw error;
+  }
+}
+
+/** After [DONE]: the rest of the body (normally just its end) is read in the background, so the connection can be reused; a body that does not end soon is dropped. */
+function drainInBackground(reader: AsyncIterator<Buffer>, body: UpstreamResponse['body']): void {
+  const timer = setTimeout(() => discard(body), DRAIN_AFTER_DONE_MS);
+  void (async () => {
+    try {
+      while (!(await reader.next()).done);
+    } catch {
+      // dropped by the timer, or broken: either way nothing is waiting for it
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
 }
 
 /** Drops a body that is not wanted; its socket is not reused. */

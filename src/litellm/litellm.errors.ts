@@ -18,6 +18,11 @@ export interface UpstreamErrorBody {
   code?: unknown;
 }
 
+/** A Retry-After worth passing on: seconds, or an HTTP date; anything else never becomes a header of ours. */
+function isRetryAfter(value: string | null | undefined): value is string {
+  return typeof value === 'string' && (/^\d{1,6}$/.test(value) || (/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value) && !Number.isNaN(Date.parse(value))));
+}
+
 const MODEL_NOT_FOUND_TEXT = /invalid model name|model[^.]*(does not exist|not found)/i;
 /** LiteLLM's ContentPolicyViolationError, and OpenAI's own code for it. */
 const CONTENT_POLICY_TEXT = /ContentPolicyViolationError|content_policy_violation/i;
@@ -33,7 +38,7 @@ export function classifyUpstreamFailure(status: number | undefined, body: Upstre
   const text = typeof body?.message === 'string' ? body.message : '';
   const message = redactSecrets(text).slice(0, MAX_MESSAGE_LENGTH) || `HTTP ${effective ?? 'unknown'}`;
   if (effective === 429) {
-    return new GatewayError('UPSTREAM_RATE_LIMITED', `Rate limited upstream: ${message}`, retryAfter ? { 'retry-after': retryAfter } : undefined);
+    return new GatewayError('UPSTREAM_RATE_LIMITED', `Rate limited upstream: ${message}`, isRetryAfter(retryAfter) ? { 'retry-after': retryAfter } : undefined);
   }
   // Without a database LiteLLM answers an unknown key with 400 `no_db_connection` instead of 401.
   if (effective === 401 || effective === 403 || body?.type === 'no_db_connection') {
@@ -54,11 +59,16 @@ function causeCode(error: Error): unknown {
   return (error.cause as { code?: unknown } | undefined)?.code;
 }
 
+/** Socket-level failures: the connection to LiteLLM broke while an answer was being read. */
+const BROKEN_CONNECTION = /^(UND_ERR_|ECONNRESET$|EPIPE$|ECONNREFUSED$|ETIMEDOUT$)/;
+
 /**
  * Translates whatever a call to LiteLLM threw into a GatewayError. `signal` is the attempt's own: when the
- * gateway aborted it, its reason (a GatewayError: timeout, caller gone) is what happened.
+ * gateway aborted it, its reason (a GatewayError: timeout, caller gone) is what happened. Anything not
+ * recognised is returned as it is: a bug of ours, which the filter logs and answers as INTERNAL_ERROR,
+ * rather than an upstream fault it is not.
  */
-export function toUpstreamError(error: unknown, signal?: AbortSignal): GatewayError {
+export function toUpstreamError(error: unknown, signal?: AbortSignal): GatewayError | unknown {
   if (signal?.aborted && signal.reason instanceof GatewayError) return signal.reason;
   if (error instanceof GatewayError) return error;
   if (error instanceof APIUserAbortError) {
@@ -75,9 +85,10 @@ export function toUpstreamError(error: unknown, signal?: AbortSignal): GatewayEr
   if (error instanceof SyntaxError) {
     return new GatewayError('UPSTREAM_INVALID_RESPONSE', 'LiteLLM answered 200 with an invalid answer: a body that is not JSON');
   }
-  if (error instanceof Error && UNDICI_TIMEOUTS.has((error as { code?: string }).code as string)) {
-    return new GatewayError('UPSTREAM_TIMEOUT', 'LiteLLM did not answer in time');
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNDICI_TIMEOUTS.has(code)) return new GatewayError('UPSTREAM_TIMEOUT', 'LiteLLM did not answer in time');
+  if (typeof code === 'string' && BROKEN_CONNECTION.test(code)) {
+    return new GatewayError('UPSTREAM_ERROR', 'The connection to LiteLLM broke before the answer was complete');
   }
-  // A socket that broke in the middle of a body or a stream.
-  return new GatewayError('UPSTREAM_ERROR', 'Unexpected failure while calling LiteLLM');
+  return error;
 }

@@ -36,6 +36,8 @@ export interface AttemptMetering {
   costUsd?: number;
   /** Milliseconds from sending the call to its first byte (headers). */
   timeToFirstByteMs?: number;
+  /** Streams: the finish reason, once a chunk carried one. */
+  finishReason?: FinishReason;
 }
 
 export interface ChatAnswer extends AttemptMetering {
@@ -58,11 +60,6 @@ export interface ChatStreamPart {
 export interface UpstreamChatStream {
   metering: AttemptMetering;
   reads(): AsyncGenerator<ChatStreamPart[], void, undefined>;
-}
-
-export interface EmbeddingsRequest {
-  input: string[];
-  model?: string;
 }
 
 export interface EmbeddingsAnswer extends AttemptMetering {

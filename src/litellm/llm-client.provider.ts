@@ -44,7 +44,8 @@ export class LlmClientProvider implements OnApplicationShutdown {
     });
   }
 
+  /** Calls are over by now (the server has closed); what is left, such as a body read after [DONE], is dropped. */
   async onApplicationShutdown(): Promise<void> {
-    await this.agent.close();
+    await this.agent.destroy();
   }
 }

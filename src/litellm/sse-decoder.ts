@@ -33,7 +33,9 @@ function fieldValueStart(buffer: Buffer, start: number, end: number, name: Buffe
  * reads is the only case that copies bytes. Its tests compare it with eventsource-parser on random input.
  */
 export class SseDecoder {
-  private carry: Buffer | undefined;
+  /** The start of a line that has not ended yet, in the pieces it came in (joined once, when it ends). */
+  private carry: Buffer[] = [];
+  private carryBytes = 0;
   /** The previous read ended with CR: an LF at the start of the next one ends the same line. */
   private pendingCr = false;
   private data: string | undefined;
@@ -48,10 +50,13 @@ export class SseDecoder {
       this.pendingCr = false;
       if (buffer[0] === LF) start = 1;
     }
-    if (this.carry) {
-      buffer = Buffer.concat([this.carry, buffer.subarray(start)]);
+    if (this.carryBytes > 0) {
+      // Still no line end: keep the piece, without copying what came before (a long line stays linear).
+      if (buffer.indexOf(LF, start) === -1 && buffer.indexOf(CR, start) === -1) return this.keep(buffer.subarray(start));
+      buffer = Buffer.concat([...this.carry, buffer.subarray(start)]);
       start = 0;
-      this.carry = undefined;
+      this.carry = [];
+      this.carryBytes = 0;
     }
     // Each search result is kept until the scan passes it: one pass over the read, whatever the line ends.
     let nextLf = buffer.indexOf(LF, start);
@@ -69,11 +74,14 @@ export class SseDecoder {
       }
       start = end + 1;
     }
-    if (start < buffer.length) {
-      if (buffer.length - start > MAX_SSE_LINE_BYTES) throw new RangeError(`An event-stream line is longer than ${MAX_SSE_LINE_BYTES} bytes`);
-      // A copy, so that the rest of a large read is not kept alive by a short tail.
-      this.carry = Buffer.from(buffer.subarray(start));
-    }
+    // A copy, so that the rest of a large read is not kept alive by a short tail.
+    if (start < buffer.length) this.keep(Buffer.from(buffer.subarray(start)));
+  }
+
+  private keep(piece: Buffer): void {
+    this.carryBytes += piece.length;
+    if (this.carryBytes > MAX_SSE_LINE_BYTES) throw new RangeError(`An event-stream line is longer than ${MAX_SSE_LINE_BYTES} bytes`);
+    if (piece.length > 0) this.carry.push(piece);
   }
 
   private line(buffer: Buffer, start: number, end: number, out: ServerSentEvent[]): void {

@@ -62,8 +62,8 @@ export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costU
 export interface StreamState {
   upstreamModel?: string;
   usage?: TokenUsage;
-  /** A choice carried a finish_reason: the answer is complete, whatever comes after. */
-  finished: boolean;
+  /** Set once a choice carried a finish_reason: the answer is complete, whatever comes after. */
+  finishReason?: FinishReason;
 }
 
 /**
@@ -84,7 +84,7 @@ export function readChatChunk(chunk: unknown, state: StreamState): ChatStreamPar
   const delta = choice.delta;
   const content = isObject(delta) && typeof delta.content === 'string' && delta.content.length > 0 ? delta.content : undefined;
   const finishReason = readFinishReason(choice.finish_reason);
-  if (finishReason) state.finished = true;
+  if (finishReason) state.finishReason = finishReason;
   if (content === undefined && finishReason === undefined) return undefined;
   return finishReason === undefined ? { content } : { content, finishReason };
 }

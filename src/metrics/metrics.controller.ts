@@ -1,7 +1,8 @@
-import { Controller, Get, Header, NotFoundException } from '@nestjs/common';
+import { Controller, Get, Header } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/auth.decorators';
+import { GatewayError } from '../common/errors/gateway-error';
 import { Environment } from '../config/environment';
 import { MetricsService } from './metrics.service';
 
@@ -24,7 +25,7 @@ export class MetricsController {
   @ApiProduces('text/plain')
   @ApiOkResponse({ description: 'Prometheus text exposition format' })
   async metricsText(): Promise<string> {
-    if (!this.enabled) throw new NotFoundException();
+    if (!this.enabled) throw new GatewayError('NOT_FOUND', 'Metrics are off (METRICS_ENABLED=false)');
     return this.metrics.registry.metrics();
   }
 }

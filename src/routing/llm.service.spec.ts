@@ -209,7 +209,7 @@ describe('LlmService (the pipeline)', () => {
       const litellm = fakeLiteLLM();
       const upstream = upstreamStream([{ content: 'a' }], [{ content: 'b' }, { finishReason: 'stop' }]);
       litellm.streamChat.mockImplementation(async () => {
-        Object.assign(upstream.metering, { upstreamModel: 'gpt-4o-2024', usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } });
+        Object.assign(upstream.metering, { upstreamModel: 'gpt-4o-2024', usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 }, finishReason: 'stop' });
         return upstream;
       });
       const { service } = pipeline(litellm);

@@ -140,10 +140,9 @@ export class LlmService {
   async generateEmbeddings(input: string[], model: string | undefined, context: CallContext): Promise<EmbeddingsResult> {
     const target = this.plainTarget(model, this.defaultEmbeddingModel);
     this.admit(target, context);
-    const served = await this.attempt(target, context, 'embeddings', async (attemptModel, finish) => {
+    const served = await this.attempt(target, context, 'embeddings', async (attemptModel) => {
       const answer = await this.litellm.embed(attemptModel, input, context.signal);
-      finish(answer);
-      return answer;
+      return { value: answer, ended: answer };
     });
     const { embeddings, upstreamModel, usage } = served.value;
     return { embeddings, model: served.model, upstreamModel, dimensions: embeddings[0].length, usage: usage ?? NO_USAGE };
@@ -177,10 +176,9 @@ export class LlmService {
 
   private async chat(target: Target, request: ChatRequest, context: CallContext): Promise<ChatResult> {
     this.admit(target, context);
-    const served = await this.attempt(target, context, 'chat', async (model, finish) => {
+    const served = await this.attempt(target, context, 'chat', async (model) => {
       const answer = await this.litellm.chat({ ...request, model }, context.signal);
-      finish(answer);
-      return answer;
+      return { value: answer, ended: answer };
     });
     const { content, upstreamModel, usage, finishReason } = served.value;
     return {
@@ -206,21 +204,21 @@ export class LlmService {
         throw error;
       }
       // From here the stream is the caller's: its record is written when it ends, however it ends.
-      return new RelayedStream(model, upstream, reads, first, finish, context.signal);
+      return { value: new RelayedStream(model, upstream, reads, first, finish, context.signal) };
     });
     return { model: served.model, fallbackReason: served.fallbackReason, reads: served.value, summary: () => served.value.summary() };
   }
 
   /**
    * Runs `call` on the target's model, and once more on its fallback model when the first attempt failed
-   * in a way the fallback policy accepts. `call` reports the end of its attempt through `finish` (for a
-   * stream, that is when the stream ends, long after `call` returned) unless it throws first.
+   * in a way the fallback policy accepts. An attempt that returns `ended` is finished then; a stream returns
+   * without it and reports its end through `finish`, long after `call` returned.
    */
   private async attempt<T>(
     target: Target,
     context: CallContext,
     operation: UpstreamOperation,
-    call: (model: string, finish: (metering: AttemptMetering, error?: unknown) => void) => Promise<T>,
+    call: (model: string, finish: Finish) => Promise<{ value: T; ended?: AttemptMetering }>,
   ): Promise<Started<T> & { fallbackReason?: ErrorCode }> {
     const run = async (model: string, attempt: 1 | 2, fallbackReason?: ErrorCode): Promise<Started<T>> => {
       const startedAt = new Date();
@@ -238,14 +236,16 @@ export class LlmService {
           requestedModel: target.requestedModel,
           model,
           fallbackReason,
-          outcome: error === undefined ? 'ok' : asGatewayError(error).code,
+          outcome: outcomeOf(error),
           metering,
           startedAt,
           durationMs: performance.now() - started,
         });
       };
       try {
-        return { value: await call(model, finish), model };
+        const { value, ended } = await call(model, finish);
+        if (ended) finish(ended);
+        return { value, model };
       } catch (error) {
         finish({}, error);
         throw error;
@@ -254,10 +254,9 @@ export class LlmService {
 
     try {
       return await run(target.primary, 1);
-    } catch (error) {
-      const failure = asGatewayError(error);
+    } catch (failure) {
       const fallback = target.fallback;
-      if (!fallback || !fallsBack(failure.code, this.fallbackOnContentPolicy)) throw failure;
+      if (!(failure instanceof GatewayError) || !fallback || !fallsBack(failure.code, this.fallbackOnContentPolicy)) throw failure;
       this.logger.warn({
         msg: `${target.primary} failed with ${failure.code}; trying the fallback model ${fallback}`,
         requestId: context.requestId,
@@ -269,8 +268,8 @@ export class LlmService {
       this.metrics.fallbacks.inc({ reason: failure.code });
       try {
         return { ...(await run(fallback, 2, failure.code)), fallbackReason: failure.code };
-      } catch (fallbackError) {
-        const second = asGatewayError(fallbackError);
+      } catch (second) {
+        if (!(second instanceof GatewayError)) throw second;
         throw new GatewayError(
           second.code,
           `Primary model ${target.primary} failed (${failure.code}: ${failure.message}); ` +
@@ -291,9 +290,12 @@ export class LlmService {
   }
 }
 
-/** The pipeline's stages throw GatewayErrors only; anything else is a bug, reported as one. */
-function asGatewayError(error: unknown): GatewayError {
-  return error instanceof GatewayError ? error : new GatewayError('INTERNAL_ERROR', 'Internal server error');
+type Finish = (metering: AttemptMetering, error?: unknown) => void;
+
+/** How an attempt ended: `ok`, its code, or INTERNAL_ERROR for a bug (thrown on as it is, for the filter to log). */
+function outcomeOf(error: unknown): 'ok' | ErrorCode {
+  if (error === undefined) return 'ok';
+  return error instanceof GatewayError ? error.code : 'INTERNAL_ERROR';
 }
 
 const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
@@ -307,14 +309,13 @@ const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: unde
 class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
   private pending: ChatStreamPart[] | undefined;
   private ended = false;
-  private finishReason: FinishReason | undefined;
 
   constructor(
     private readonly model: string,
     private readonly upstream: UpstreamChatStream,
     private readonly reads: AsyncGenerator<ChatStreamPart[], void, undefined>,
     first: IteratorResult<ChatStreamPart[], void>,
-    private readonly finish: (metering: AttemptMetering, error?: unknown) => void,
+    private readonly finish: Finish,
     private readonly callerSignal: AbortSignal | undefined,
   ) {
     if (first.done) this.end();
@@ -329,7 +330,7 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
     if (this.pending) {
       const parts = this.pending;
       this.pending = undefined;
-      return this.seen(parts);
+      return { done: false, value: parts };
     }
     if (this.ended) return DONE;
     try {
@@ -338,7 +339,7 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
         this.end();
         return DONE;
       }
-      return this.seen(read.value);
+      return read;
     } catch (error) {
       this.end(error);
       throw error;
@@ -356,13 +357,8 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
   }
 
   summary(): ChatStreamSummary {
-    const { upstreamModel, usage } = this.upstream.metering;
-    return { model: this.model, upstreamModel, usage: usage ?? NO_USAGE, finishReason: this.finishReason };
-  }
-
-  private seen(parts: ChatStreamPart[]): IteratorYieldResult<ChatStreamPart[]> {
-    for (const part of parts) if (part.finishReason) this.finishReason = part.finishReason;
-    return { done: false, value: parts };
+    const { upstreamModel, usage, finishReason } = this.upstream.metering;
+    return { model: this.model, upstreamModel, usage: usage ?? NO_USAGE, finishReason };
   }
 
   private end(error?: unknown): void {

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { errorResponse } from './error-response';
-import { ErrorCode, GatewayError } from './gateway-error';
+import { ERROR_CODES, ErrorCode, GatewayError } from './gateway-error';
 
 export interface DescribedError {
   statusCode: number;
@@ -45,9 +45,10 @@ export function describeError(error: unknown): Readonly<DescribedError> {
     return { statusCode: error.status, code: error.code, message: error.message, headers: error.headers };
   }
   const status = error instanceof HttpException ? error.getStatus() : clientErrorStatus(error);
-  const code = status === undefined ? undefined : (FRAMEWORK_CODES[status] ?? (status < 500 ? 'BAD_REQUEST' : undefined));
-  if (status === undefined || code === undefined) return INTERNAL_ERROR;
-  return { statusCode: status, code, message: (error as Error).message, headers: {} };
+  if (status === undefined || status >= 500) return INTERNAL_ERROR;
+  // Any other client error of the framework's is a plain 400, so that every status matches ERROR_CODES.
+  const code = FRAMEWORK_CODES[status] ?? 'BAD_REQUEST';
+  return { statusCode: ERROR_CODES[code].status, code, message: (error as Error).message, headers: {} };
 }
 
 /** Bounds of the lingering close below: enough for a body well over the limit, not for a flood. */
@@ -63,9 +64,11 @@ type LingeringSocket = Socket & { lingering?: boolean };
  * "lingering close" does: our side is ended after the answer (FIN), the rest of the body is read and
  * dropped, and the socket is destroyed once the client has closed its side, or after a bound in bytes and time.
  */
-function lingerOnUnreadBody(request: IncomingMessage): void {
+function lingerOnUnreadBody(request: IncomingMessage, reply: FastifyReply): void {
   const socket = request.socket as LingeringSocket;
   if (request.complete || socket.lingering) return;
+  // The connection ends with this answer: the caller must not send another request on it.
+  void reply.header('connection', 'close');
   socket.lingering = true;
   let received = 0;
   const timer = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
@@ -101,7 +104,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(`Unhandled error on ${request.method} ${route} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
     }
     if (reply.sent || reply.raw.headersSent) return;
-    lingerOnUnreadBody(request.raw);
+    lingerOnUnreadBody(request.raw, reply);
     void reply
       .status(described.statusCode)
       .headers(described.headers)
