@@ -10,6 +10,7 @@ import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { ApiModule } from './api/api.module';
 import { OrganizationsModule } from './organizations/organizations.module';
+import { UsageModule } from './usage/usage.module';
 
 @Module({})
 export class AppModule {
@@ -40,6 +41,7 @@ export class AppModule {
         LifecycleModule,
         MetricsModule,
         OrganizationsModule,
+        UsageModule,
         ApiModule,
         HealthModule,
       ],

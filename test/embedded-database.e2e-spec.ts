@@ -9,7 +9,7 @@ describe('embedded database (no DATABASE_URL)', () => {
   beforeAll(() => upstream.start());
   afterAll(() => upstream.stop());
 
-  it('migrates at boot, serves the organization routes, and keeps the data across a restart', async () => {
+  it('migrates at boot, serves the organization routes and the usage ledger, and keeps the data across a restart', async () => {
     const env = { DATABASE_URL: undefined, DATA_DIR: dataDir, LITELLM_URL: upstream.url, LITELLM_API_KEY: 'sk-test' };
 
     const first = await startGateway(env);
@@ -29,6 +29,9 @@ describe('embedded database (no DATABASE_URL)', () => {
       const response = await fetch(`${second.url}/v1/organizations/${id}`);
       expect(response.status).toBe(200);
       expect(await readJson(response)).toMatchObject({ name: 'Embedded Inc', llmModel: 'gpt-4o', llmFallbackModel: null });
+      // The chat's usage record was written at the first instance's shutdown, into the embedded database.
+      const usage = await readJson(await fetch(`${second.url}/v1/organizations/${id}/usage`));
+      expect(usage.totals).toMatchObject({ requests: 1, promptTokens: 1, completionTokens: 2, totalTokens: 3, errors: 0 });
     } finally {
       await second.close();
     }

@@ -24,8 +24,8 @@ describe.each([
     await database?.drop();
   });
 
-  const organizationsTableExists = async () =>
-    (await dataSource.query(`SELECT to_regclass('public.organizations') AS name`))[0].name !== null;
+  const tableExists = async (table: string) => (await dataSource.query(`SELECT to_regclass('public.${table}') AS name`))[0].name !== null;
+  const organizationsTableExists = () => tableExists('organizations');
 
   it('creates organizations with the documented columns and defaults, drops it, and creates it again', async () => {
     await dataSource.runMigrations();
@@ -48,12 +48,31 @@ describe.each([
       { column_name: 'updated_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
     ]);
 
-    await dataSource.undoLastMigration();
+    // Every migration's down(), newest first, then every up() again.
+    for (const _ of dataSource.migrations) await dataSource.undoLastMigration();
     expect(await organizationsTableExists()).toBe(false);
+    expect(await tableExists('usage_records')).toBe(false);
 
     await dataSource.runMigrations();
     expect(await organizationsTableExists()).toBe(true);
     expect(await dataSource.showMigrations()).toBe(false); // nothing pending
+  });
+
+  it('creates usage_records keyed by (call_id, attempt), so a replayed record is stored once', async () => {
+    const record = `('6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', 1, 'req-1', '/v1/chat', 'chat', 'gpt-4o', 'ok', 3, 4, 7, now(), 12)`;
+    const insert = `INSERT INTO usage_records (call_id, attempt, request_id, route, operation, model, outcome,
+      prompt_tokens, completion_tokens, total_tokens, started_at, duration_ms) VALUES ${record} ON CONFLICT DO NOTHING`;
+    await dataSource.query(insert);
+    await dataSource.query(insert);
+
+    const rows = await dataSource.query(`SELECT attempt, total_tokens, tokens_estimated, cost_usd FROM usage_records`);
+    expect(rows).toEqual([{ attempt: 1, total_tokens: 7, tokens_estimated: false, cost_usd: null }]);
+    const indexes = await dataSource.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'usage_records' ORDER BY indexname`);
+    expect(indexes.map((index: { indexname: string }) => index.indexname)).toEqual([
+      'IDX_usage_records_organization_started_at',
+      'IDX_usage_records_started_at',
+      'PK_usage_records',
+    ]);
   });
 
   it('agrees with the entity: TypeORM finds no schema change to generate', async () => {

@@ -1,13 +1,16 @@
 import { Module } from '@nestjs/common';
 import { LiteLLMModule } from '../litellm/litellm.module';
+import { OrganizationsModule } from '../organizations/organizations.module';
 import { LlmModule } from '../routing/llm.module';
+import { UsageModule } from '../usage/usage.module';
 import { ChatResponder } from './chat-responder';
 import { LlmController } from './llm.controller';
+import { UsageController } from './usage.controller';
 
 /** The model routes: thin controllers over the pipeline (LlmModule), and the responder they share. */
 @Module({
-  imports: [LlmModule, LiteLLMModule],
-  controllers: [LlmController],
+  imports: [LlmModule, LiteLLMModule, OrganizationsModule, UsageModule],
+  controllers: [LlmController, UsageController],
   providers: [ChatResponder],
 })
 export class ApiModule {}

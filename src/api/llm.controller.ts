@@ -45,7 +45,12 @@ function toChatRequest(body: ChatRequestDto): ChatRequest {
 }
 
 function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext {
-  return { requestId: String(request.id), callerKeyId: (request as AuthenticatedRequest).caller?.keyId, signal };
+  return {
+    requestId: String(request.id),
+    callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
+    route: request.routeOptions.url ?? 'unknown',
+    signal,
+  };
 }
 
 function chatBody(result: ChatResult, organization: boolean): ChatCompletionResultDto | OrgChatCompletionResultDto {

@@ -162,6 +162,33 @@ export class Environment {
   @Min(0)
   SHUTDOWN_STREAM_TIMEOUT_MS: number = 20_000;
 
+  /** Keep a usage record per upstream attempt. Off only to measure its cost, or where nothing is billed: budgets read it. */
+  @IsBooleanFlag()
+  USAGE_LEDGER_ENABLED: boolean = true;
+
+  /** The usage ledger writes its buffered records this often (ms). */
+  @IsInt()
+  @Min(50)
+  @Max(60_000)
+  USAGE_FLUSH_INTERVAL_MS: number = 1_000;
+
+  /** Records per INSERT; a full batch is written at once, without waiting for the interval. */
+  @IsInt()
+  @Min(1)
+  @Max(5_000)
+  USAGE_BATCH_SIZE: number = 500;
+
+  /** While the database is unreachable, records kept in memory; past this many they spill to a file under DATA_DIR. */
+  @IsInt()
+  @Min(100)
+  USAGE_BUFFER_MAX: number = 10_000;
+
+  /** Usage records older than this are deleted. */
+  @IsInt()
+  @Min(1)
+  @Max(3_650)
+  USAGE_RETENTION_DAYS: number = 400;
+
   @IsBooleanFlag()
   METRICS_ENABLED: boolean = true;
 

@@ -205,6 +205,8 @@ export class LiteLLMClient {
         }
         metering.upstreamModel = state.upstreamModel;
         metering.usage = state.usage;
+        metering.cachedPromptTokens = state.cachedPromptTokens;
+        metering.costUsd ??= state.costUsd;
         metering.finishReason = state.finishReason;
         // What came before an error in the same read is the caller's too: first the parts, then the error.
         if (parts.length > 0) yield parts;

@@ -32,7 +32,9 @@ export interface AttemptMetering {
   upstreamModel?: string;
   /** Absent when the upstream did not report usage. */
   usage?: TokenUsage;
-  /** LiteLLM's x-litellm-response-cost, in USD, when it knows the price. */
+  /** Prompt tokens the provider served from its cache, when it said. */
+  cachedPromptTokens?: number;
+  /** In USD, when LiteLLM knows the price: its x-litellm-response-cost header, or a stream's usage chunk. */
   costUsd?: number;
   /** Milliseconds from sending the call to its first byte (headers). */
   timeToFirstByteMs?: number;

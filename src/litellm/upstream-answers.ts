@@ -30,6 +30,18 @@ export function readUsage(value: unknown): TokenUsage | undefined {
   return { promptTokens: value.prompt_tokens, completionTokens: value.completion_tokens, totalTokens };
 }
 
+/**
+ * What usage says beyond the counts: prompt tokens served from the provider's cache, and, in a stream's usage
+ * chunk, LiteLLM's cost (streams get no x-litellm-response-cost header).
+ */
+export function readUsageDetails(value: unknown): { cachedPromptTokens?: number; costUsd?: number } {
+  if (!isObject(value)) return {};
+  const details = value.prompt_tokens_details;
+  const cached = isObject(details) && isCount(details.cached_tokens) ? details.cached_tokens : undefined;
+  const cost = typeof value.cost === 'number' && Number.isFinite(value.cost) && value.cost >= 0 ? value.cost : undefined;
+  return { ...(cached !== undefined && { cachedPromptTokens: cached }), ...(cost !== undefined && { costUsd: cost }) };
+}
+
 /** OpenAI's finish reasons; the legacy `function_call` is a tool call; anything else is a plain stop. */
 export function readFinishReason(value: unknown): FinishReason | undefined {
   if (typeof value !== 'string') return undefined;
@@ -55,6 +67,7 @@ export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costU
     finishReason: readFinishReason(choice.finish_reason),
     upstreamModel: readModel(completion.model),
     usage: readUsage(completion.usage),
+    cachedPromptTokens: readUsageDetails(completion.usage).cachedPromptTokens,
   };
 }
 
@@ -62,6 +75,8 @@ export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costU
 export interface StreamState {
   upstreamModel?: string;
   usage?: TokenUsage;
+  cachedPromptTokens?: number;
+  costUsd?: number;
   /** Set once a choice carried a finish_reason: the answer is complete, whatever comes after. */
   finishReason?: FinishReason;
 }
@@ -74,7 +89,10 @@ export function readChatChunk(chunk: unknown, state: StreamState): ChatStreamPar
   if (!isObject(chunk)) throw invalidResponse('a stream chunk that is not a JSON object');
   const model = chunk.model;
   if (typeof model === 'string' && model.length > 0) state.upstreamModel = model;
-  if (chunk.usage !== undefined && chunk.usage !== null) state.usage = readUsage(chunk.usage);
+  if (chunk.usage !== undefined && chunk.usage !== null) {
+    state.usage = readUsage(chunk.usage);
+    Object.assign(state, readUsageDetails(chunk.usage));
+  }
   const choices = chunk.choices;
   if (choices === undefined || choices === null) return undefined;
   if (!Array.isArray(choices)) throw invalidResponse('stream chunk choices that are not a list');

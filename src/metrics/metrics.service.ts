@@ -40,7 +40,7 @@ export class MetricsService {
 
   readonly fallbacks = new Counter({
     name: 'llm_fallbacks_total',
-    help: "Organization calls served by the fallback model, by the primary model's error code",
+    help: "Fallback attempts: organization calls whose model failed and that tried the fallback model, by the first model's error code",
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -48,6 +48,37 @@ export class MetricsService {
   readonly organizationChangeFeedListening = new Gauge({
     name: 'organization_change_feed_listening',
     help: '1 while this instance hears organization changes made through others (PostgreSQL LISTEN); 0 while it relies on ORG_CACHE_TTL_MS',
+    registers: [this.registry],
+  });
+
+  readonly usageRecordsPending = new Gauge({
+    name: 'usage_records_pending',
+    help: 'Usage records buffered in memory, not yet written to the database',
+    registers: [this.registry],
+  });
+
+  readonly usageRecordsWritten = new Counter({
+    name: 'usage_records_written_total',
+    help: 'Usage records written to the database (a replayed record counts again, but is stored once)',
+    registers: [this.registry],
+  });
+
+  readonly usageRecordsSpilled = new Counter({
+    name: 'usage_records_spilled_total',
+    help: 'Usage records written to the spill file under DATA_DIR while the database was unreachable',
+    registers: [this.registry],
+  });
+
+  readonly usageRecordsDropped = new Counter({
+    name: 'usage_records_dropped_total',
+    help: 'Usage records lost: refused by the database, or the spill file could not be written. Alert on any',
+    registers: [this.registry],
+  });
+
+  readonly tokens = new Counter({
+    name: 'llm_tokens_total',
+    help: 'Tokens of upstream attempts, by model, route and type (prompt or completion; estimated ones included)',
+    labelNames: ['model', 'route', 'type'] as const,
     registers: [this.registry],
   });
 

@@ -2,13 +2,15 @@ import { ConfigService } from '@nestjs/config';
 import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LiteLLMClient } from '../litellm/litellm.client';
+import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { UsageEntry, UsageLedger } from '../usage/usage-ledger.service';
 import { ChatStreamPart, UpstreamChatStream } from '../litellm/litellm.types';
 import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationPreferences, OrganizationsService } from '../organizations/organizations.service';
 import { CallContext, LlmService } from './llm.service';
 
 const ORG_ID = '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11';
-const context: CallContext = { requestId: 'req-1' };
+const context: CallContext = { requestId: 'req-1', route: '/v1/chat' };
 const request = { messages: [{ role: 'user' as const, content: 'hi' }] };
 
 /** A stand-in for LiteLLMClient: records the models asked for, answers what each test scripts. */
@@ -48,8 +50,18 @@ function fakeOrganizations(preferences: Partial<OrganizationPreferences> = {}) {
 function pipeline(litellm: ReturnType<typeof fakeLiteLLM>, env: Record<string, string> = {}, organizations = fakeOrganizations()) {
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ...env }));
   const metrics = new MetricsService();
-  const service = new LlmService(litellm as unknown as LiteLLMClient, organizations as unknown as OrganizationsService, metrics, config);
-  return { service, metrics };
+  const records: UsageEntry[] = [];
+  const ledger = { record: (entry: UsageEntry) => records.push(entry) } as unknown as UsageLedger;
+  const catalog = { metricLabel: (model: string) => model } as unknown as ModelCatalogService;
+  const service = new LlmService(
+    litellm as unknown as LiteLLMClient,
+    organizations as unknown as OrganizationsService,
+    ledger,
+    catalog,
+    metrics,
+    config,
+  );
+  return { service, metrics, records };
 }
 
 const failure = (code: ErrorCode) => new GatewayError(code, `${code} happened`);
@@ -270,6 +282,173 @@ describe('LlmService (the pipeline)', () => {
       await stream.reads.return?.();
 
       expect(upstream.returned()).toBe(true);
+    });
+  });
+
+  describe('completion: one usage record per attempt, however it ends', () => {
+    const summary = (records: UsageEntry[]) =>
+      records.map(({ attempt, model, outcome, fallbackReason, promptTokens, completionTokens, tokensEstimated }) => ({
+        attempt,
+        model,
+        outcome,
+        fallbackReason,
+        promptTokens,
+        completionTokens,
+        tokensEstimated,
+      }));
+    const reported = { promptTokens: 7, completionTokens: 5, totalTokens: 12 };
+
+    it('records a plain call with the usage the upstream reported, its call id, route and caller', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockResolvedValue({ content: 'hi', usage: reported, costUsd: 0.0012, timeToFirstByteMs: 12.4 });
+      const { service, records } = pipeline(litellm);
+
+      await service.chatCompletion(request, { ...context, callerKeyId: 'abcd1234' });
+
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({
+        attempt: 1,
+        requestId: 'req-1',
+        route: '/v1/chat',
+        operation: 'chat',
+        callerKeyId: 'abcd1234',
+        organizationId: null,
+        model: 'gpt-4o',
+        outcome: 'ok',
+        promptTokens: 7,
+        completionTokens: 5,
+        totalTokens: 12,
+        tokensEstimated: false,
+        costUsd: 0.0012,
+        timeToFirstByteMs: 12,
+      });
+      expect(records[0].callId).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
+    it('records both attempts of a fallback call under one call id, the first with its error and no tokens', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockRejectedValueOnce(failure('MODEL_NOT_FOUND')).mockResolvedValueOnce({ content: 'hi', usage: reported });
+      const { service, records } = pipeline(litellm);
+
+      await service.chatCompletionForOrg(ORG_ID, request, context);
+
+      expect(summary(records)).toEqual([
+        { attempt: 1, model: 'gpt-4o', outcome: 'MODEL_NOT_FOUND', fallbackReason: null, promptTokens: 0, completionTokens: 0, tokensEstimated: false },
+        { attempt: 2, model: 'claude-3-5-sonnet', outcome: 'ok', fallbackReason: 'MODEL_NOT_FOUND', promptTokens: 7, completionTokens: 5, tokensEstimated: false },
+      ]);
+      expect(records[0].callId).toBe(records[1].callId);
+      expect(records.every((record) => record.organizationId === ORG_ID)).toBe(true);
+    });
+
+    it('counts the tokens itself, and says so, when an answer comes without usage', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.chat.mockResolvedValue({ content: 'Hello there, how are you today?' });
+      const { service, records } = pipeline(litellm);
+
+      await service.chatCompletion(request, context);
+
+      expect(records[0]).toMatchObject({ outcome: 'ok', tokensEstimated: true, completionTokens: 8 });
+      expect(records[0].promptTokens).toBeGreaterThan(0);
+    });
+
+    it('records a stream once it has ended, with its reported usage', async () => {
+      const litellm = fakeLiteLLM();
+      const upstream = upstreamStream([{ content: 'a' }], [{ finishReason: 'stop' }]);
+      litellm.streamChat.mockImplementation(async () => {
+        Object.assign(upstream.metering, { usage: reported, finishReason: 'stop' });
+        return upstream;
+      });
+      const { service, records } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletion(request, context);
+      expect(records).toHaveLength(0);
+      for await (const _ of stream.reads);
+
+      expect(summary(records)).toEqual([
+        { attempt: 1, model: 'gpt-4o', outcome: 'ok', fallbackReason: null, promptTokens: 7, completionTokens: 5, tokensEstimated: false },
+      ]);
+      expect(records[0].operation).toBe('chat_stream');
+    });
+
+    it('records a stream the caller left as aborted_by_caller, with the prompt and the streamed text counted', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.streamChat.mockResolvedValue(upstreamStream([{ content: 'One two three four' }], [{ content: ' five six' }]));
+      const { service, records } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletion(request, context);
+      await stream.reads.next();
+      await stream.reads.return?.();
+      await stream.reads.return?.(); // twice: still one record
+
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ outcome: 'aborted_by_caller', tokensEstimated: true, completionTokens: 4 });
+      expect(records[0].promptTokens).toBeGreaterThan(0);
+    });
+
+    it("records a stream ended by the gateway's own reason (shutdown) under that reason", async () => {
+      const litellm = fakeLiteLLM();
+      litellm.streamChat.mockResolvedValue(upstreamStream([{ content: 'a' }], [{ content: 'b' }]));
+      const { service, records } = pipeline(litellm);
+      const abort = new AbortController();
+
+      const stream = await service.streamChatCompletion(request, { ...context, signal: abort.signal });
+      abort.abort(new GatewayError('SHUTTING_DOWN', 'shutting down'));
+      await stream.reads.return?.();
+
+      expect(records.map((record) => record.outcome)).toEqual(['SHUTTING_DOWN']);
+    });
+
+    it('records a stream the upstream cut as truncated, counting what came', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.streamChat.mockResolvedValue({
+        metering: {},
+        reads: async function* () {
+          yield [{ content: 'Half of it' }];
+          throw failure('UPSTREAM_STREAM_TRUNCATED');
+        },
+      });
+      const { service, records } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletion(request, context);
+      await expect((async () => { for await (const _ of stream.reads); })()).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_TRUNCATED' });
+
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ outcome: 'truncated', tokensEstimated: true, completionTokens: 3 });
+    });
+
+    it('records both attempts of a stream refused before its first read and served by the fallback', async () => {
+      const litellm = fakeLiteLLM();
+      const refused = {
+        metering: {},
+        reads: async function* (): AsyncGenerator<ChatStreamPart[]> {
+          throw failure('UPSTREAM_BAD_REQUEST');
+        },
+      };
+      litellm.streamChat.mockResolvedValueOnce(refused).mockResolvedValueOnce(upstreamStream([{ content: 'x' }]));
+      const { service, records } = pipeline(litellm);
+
+      const stream = await service.streamChatCompletionForOrg(ORG_ID, request, context);
+      for await (const _ of stream.reads);
+
+      expect(records.map(({ attempt, outcome, tokensEstimated }) => ({ attempt, outcome, tokensEstimated }))).toEqual([
+        { attempt: 1, outcome: 'UPSTREAM_BAD_REQUEST', tokensEstimated: false },
+        { attempt: 2, outcome: 'ok', tokensEstimated: true },
+      ]);
+    });
+
+    it('records an embeddings call, and a failure with its code', async () => {
+      const litellm = fakeLiteLLM();
+      litellm.embed.mockResolvedValueOnce({ embeddings: [[0.1]], usage: { promptTokens: 3, completionTokens: 0, totalTokens: 3 } });
+      litellm.embed.mockRejectedValueOnce(failure('UPSTREAM_TIMEOUT'));
+      const { service, records } = pipeline(litellm);
+
+      await service.generateEmbeddings(['a b c'], undefined, context);
+      await expect(service.generateEmbeddings(['a'], undefined, context)).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+
+      expect(records.map(({ operation, outcome, promptTokens }) => ({ operation, outcome, promptTokens }))).toEqual([
+        { operation: 'embeddings', outcome: 'ok', promptTokens: 3 },
+        { operation: 'embeddings', outcome: 'UPSTREAM_TIMEOUT', promptTokens: 0 },
+      ]);
     });
   });
 });

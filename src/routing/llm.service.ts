@@ -1,17 +1,23 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { randomUUID } from 'node:crypto';
 import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment } from '../config/environment';
 import { LiteLLMClient, UpstreamOperation } from '../litellm/litellm.client';
-import { ChatRequest, ChatStreamPart, FinishReason, TokenUsage, UpstreamChatStream, AttemptMetering } from '../litellm/litellm.types';
+import { AttemptMetering, ChatRequest, ChatStreamPart, FinishReason, TokenUsage, UpstreamChatStream } from '../litellm/litellm.types';
+import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationsService } from '../organizations/organizations.service';
+import { estimateInputTokens, estimatePromptTokens, estimateTextTokens, StreamedTextCounter } from '../usage/token-estimator';
+import { UsageLedger } from '../usage/usage-ledger.service';
 import { fallsBack } from './fallback-policy';
 
-/** Who is calling, for logs and (next) for the ledger and limits; and the caller's abort signal. */
+/** Who is calling and through which route, for logs, the ledger and limits; and the caller's abort signal. */
 export interface CallContext {
   requestId: string;
   callerKeyId?: string;
+  /** The route template the call came in on, e.g. /v1/chat. */
+  route: string;
   /** Fires when the caller goes away: every attempt of the call stops. */
   signal?: AbortSignal;
 }
@@ -25,23 +31,24 @@ interface Target {
   fallback?: string;
 }
 
-/** One upstream attempt, when it ended: what the completion stage (the usage ledger, next) receives. */
-export interface AttemptRecord {
-  requestId: string;
-  /** 1 for the primary model, 2 for the fallback. */
-  attempt: 1 | 2;
+/** One call on its way through the pipeline: its own id (the ledger's key), where it goes, who asked. */
+interface Call {
+  id: string;
+  target: Target;
+  context: CallContext;
   operation: UpstreamOperation;
-  organizationId?: string;
-  callerKeyId?: string;
-  requestedModel?: string;
-  model: string;
-  fallbackReason?: ErrorCode;
-  /** `ok`, or the code the attempt failed with. */
-  outcome: 'ok' | ErrorCode;
-  metering: AttemptMetering;
-  startedAt: Date;
-  durationMs: number;
+  /** The prompt's tokens, counted only for an attempt whose usage the upstream did not report. */
+  promptTokens: () => number;
 }
+
+/**
+ * Ends an attempt, exactly once: its metering, the failure if it failed, and the text it produced so far
+ * (a started stream, or a plain answer), from which completion tokens are counted when none were reported.
+ */
+type Finish = (metering: AttemptMetering, error?: unknown, output?: Output) => void;
+
+/** What an attempt produced: its completion's tokens are counted from it when the upstream reported none. */
+type Output = { tokens(): number };
 
 const NO_USAGE: TokenUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, totalTokens: 0 });
 
@@ -110,6 +117,8 @@ export class LlmService {
   constructor(
     private readonly litellm: LiteLLMClient,
     private readonly organizations: OrganizationsService,
+    private readonly ledger: UsageLedger,
+    private readonly catalog: ModelCatalogService,
     private readonly metrics: MetricsService,
     config: ConfigService<Environment, true>,
   ) {
@@ -138,9 +147,9 @@ export class LlmService {
   }
 
   async generateEmbeddings(input: string[], model: string | undefined, context: CallContext): Promise<EmbeddingsResult> {
-    const target = this.plainTarget(model, this.defaultEmbeddingModel);
-    this.admit(target, context);
-    const served = await this.attempt(target, context, 'embeddings', async (attemptModel) => {
+    const call = this.call(this.plainTarget(model, this.defaultEmbeddingModel), context, 'embeddings', () => estimateInputTokens(input));
+    this.admit(call);
+    const served = await this.attempt(call, async (attemptModel) => {
       const answer = await this.litellm.embed(attemptModel, input, context.signal);
       return { value: answer, ended: answer };
     });
@@ -154,6 +163,10 @@ export class LlmService {
   }
 
   // --- stage 1: the target -------------------------------------------------------------------------------
+
+  private call(target: Target, context: CallContext, operation: UpstreamOperation, promptTokens: () => number): Call {
+    return { id: randomUUID(), target, context, operation, promptTokens };
+  }
 
   private plainTarget(requestedModel: string | undefined, defaultModel: string): Target {
     return { requestedModel, primary: requestedModel ?? defaultModel };
@@ -170,15 +183,16 @@ export class LlmService {
   // --- stage 2: admission --------------------------------------------------------------------------------
 
   /** Everything is admitted for now; rate limits and budgets will refuse here, before anything goes upstream. */
-  private admit(_target: Target, _context: CallContext): void {}
+  private admit(_call: Call): void {}
 
   // --- stage 3: attempts under the fallback policy ------------------------------------------------------
 
   private async chat(target: Target, request: ChatRequest, context: CallContext): Promise<ChatResult> {
-    this.admit(target, context);
-    const served = await this.attempt(target, context, 'chat', async (model) => {
+    const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages));
+    this.admit(call);
+    const served = await this.attempt(call, async (model) => {
       const answer = await this.litellm.chat({ ...request, model }, context.signal);
-      return { value: answer, ended: answer };
+      return { value: answer, ended: answer, output: { tokens: () => estimateTextTokens(answer.content) } };
     });
     const { content, upstreamModel, usage, finishReason } = served.value;
     return {
@@ -192,8 +206,9 @@ export class LlmService {
   }
 
   private async stream(target: Target, request: ChatRequest, context: CallContext): Promise<ChatStream> {
-    this.admit(target, context);
-    const served = await this.attempt(target, context, 'chat_stream', async (model, finish) => {
+    const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages));
+    this.admit(call);
+    const served = await this.attempt(call, async (model, finish) => {
       const upstream = await this.litellm.streamChat({ ...request, model }, context.signal);
       const reads = upstream.reads();
       let first: IteratorResult<ChatStreamPart[], void>;
@@ -215,36 +230,22 @@ export class LlmService {
    * without it and reports its end through `finish`, long after `call` returned.
    */
   private async attempt<T>(
-    target: Target,
-    context: CallContext,
-    operation: UpstreamOperation,
-    call: (model: string, finish: Finish) => Promise<{ value: T; ended?: AttemptMetering }>,
+    call: Call,
+    send: (model: string, finish: Finish) => Promise<{ value: T; ended?: AttemptMetering; output?: Output }>,
   ): Promise<Started<T> & { fallbackReason?: ErrorCode }> {
+    const { target, context } = call;
     const run = async (model: string, attempt: 1 | 2, fallbackReason?: ErrorCode): Promise<Started<T>> => {
       const startedAt = new Date();
       const started = performance.now();
       let recorded = false;
-      const finish = (metering: AttemptMetering, error?: unknown) => {
+      const finish: Finish = (metering, error, output) => {
         if (recorded) return;
         recorded = true;
-        this.complete({
-          requestId: context.requestId,
-          attempt,
-          operation,
-          organizationId: target.organizationId,
-          callerKeyId: context.callerKeyId,
-          requestedModel: target.requestedModel,
-          model,
-          fallbackReason,
-          outcome: outcomeOf(error),
-          metering,
-          startedAt,
-          durationMs: performance.now() - started,
-        });
+        this.complete(call, { attempt, model, fallbackReason, startedAt, durationMs: performance.now() - started }, metering, error, output);
       };
       try {
-        const { value, ended } = await call(model, finish);
-        if (ended) finish(ended);
+        const { value, ended, output } = await send(model, finish);
+        if (ended) finish(ended, undefined, output);
         return { value, model };
       } catch (error) {
         finish({}, error);
@@ -282,15 +283,85 @@ export class LlmService {
 
   // --- stage 4: completion ----------------------------------------------------------------------------
 
-  /** Every attempt ends here exactly once, whether it served, failed or was cut. The usage ledger plugs in here. */
-  private complete(record: AttemptRecord): void {
-    if (record.outcome !== 'ok') {
-      this.logger.debug({ msg: `attempt ${record.attempt} on ${record.model} ended with ${record.outcome}`, requestId: record.requestId });
+  /**
+   * Every attempt ends here exactly once, whether it served, failed or was cut, and goes to the usage ledger.
+   * Usage is what the upstream reported; when it reported none for an attempt that consumed tokens (a stream
+   * the caller left or the upstream cut, an answer without usage), the tokens are counted here and marked as
+   * estimated. An attempt refused before any output costs nothing unless the upstream said otherwise.
+   */
+  private complete(
+    call: Call,
+    attempt: { attempt: 1 | 2; model: string; fallbackReason?: ErrorCode; startedAt: Date; durationMs: number },
+    metering: AttemptMetering,
+    error: unknown,
+    output: Output | undefined,
+  ): void {
+    try {
+      this.recordAttempt(call, attempt, metering, error, output);
+    } catch (failure) {
+      // A record that cannot be made must not fail the call it describes.
+      this.metrics.usageRecordsDropped.inc();
+      this.logger.error({ msg: `Usage record not made: ${(failure as Error).message}`, requestId: call.context.requestId });
+    }
+  }
+
+  private recordAttempt(
+    call: Call,
+    attempt: { attempt: 1 | 2; model: string; fallbackReason?: ErrorCode; startedAt: Date; durationMs: number },
+    metering: AttemptMetering,
+    error: unknown,
+    output: Output | undefined,
+  ): void {
+    const outcome = ledgerOutcome(error);
+    let usage = metering.usage;
+    const estimated = usage === undefined && (outcome === 'ok' || outcome === 'aborted_by_caller' || output !== undefined);
+    if (estimated) {
+      const promptTokens = call.promptTokens();
+      const completionTokens = output ? output.tokens() : 0;
+      usage = { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+    }
+    const { target, context } = call;
+    this.ledger.record({
+      callId: call.id,
+      attempt: attempt.attempt,
+      requestId: context.requestId,
+      organizationId: target.organizationId ?? null,
+      callerKeyId: context.callerKeyId ?? null,
+      route: context.route,
+      operation: call.operation,
+      requestedModel: target.requestedModel ?? null,
+      model: attempt.model,
+      upstreamModel: metering.upstreamModel ?? null,
+      fallbackReason: attempt.fallbackReason ?? null,
+      outcome,
+      promptTokens: usage?.promptTokens ?? 0,
+      completionTokens: usage?.completionTokens ?? 0,
+      totalTokens: usage?.totalTokens ?? 0,
+      cachedPromptTokens: metering.cachedPromptTokens ?? null,
+      tokensEstimated: estimated,
+      costUsd: metering.costUsd ?? null,
+      startedAt: attempt.startedAt,
+      timeToFirstByteMs: metering.timeToFirstByteMs === undefined ? null : Math.round(metering.timeToFirstByteMs),
+      durationMs: Math.round(attempt.durationMs),
+    });
+    if (usage) {
+      const labels = { model: this.catalog.metricLabel(attempt.model), route: context.route };
+      this.metrics.tokens.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
+      this.metrics.tokens.inc({ ...labels, type: 'completion' }, usage.completionTokens);
+    }
+    if (outcome !== 'ok') {
+      this.logger.debug({ msg: `attempt ${attempt.attempt} on ${attempt.model} ended with ${outcome}`, requestId: context.requestId });
     }
   }
 }
 
-type Finish = (metering: AttemptMetering, error?: unknown) => void;
+/** The ledger's outcome: `ok`, `aborted_by_caller`, `truncated`, or the code the attempt failed with. */
+function ledgerOutcome(error: unknown): string {
+  const outcome = outcomeOf(error);
+  if (outcome === 'REQUEST_ABORTED') return 'aborted_by_caller';
+  if (outcome === 'UPSTREAM_STREAM_TRUNCATED') return 'truncated';
+  return outcome;
+}
 
 /** How an attempt ended: `ok`, its code, or INTERNAL_ERROR for a bug (thrown on as it is, for the filter to log). */
 function outcomeOf(error: unknown): 'ok' | ErrorCode {
@@ -309,6 +380,8 @@ const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: unde
 class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
   private pending: ChatStreamPart[] | undefined;
   private ended = false;
+  /** The content relayed so far: its tokens are counted if the upstream reports none (a caller who left, a cut). */
+  private readonly output = new StreamedTextCounter();
 
   constructor(
     private readonly model: string,
@@ -330,7 +403,7 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
     if (this.pending) {
       const parts = this.pending;
       this.pending = undefined;
-      return { done: false, value: parts };
+      return this.relayed(parts);
     }
     if (this.ended) return DONE;
     try {
@@ -339,7 +412,7 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
         this.end();
         return DONE;
       }
-      return read;
+      return this.relayed(read.value);
     } catch (error) {
       this.end(error);
       throw error;
@@ -361,9 +434,14 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
     return { model: this.model, upstreamModel, usage: usage ?? NO_USAGE, finishReason };
   }
 
+  private relayed(parts: ChatStreamPart[]): IteratorYieldResult<ChatStreamPart[]> {
+    for (const part of parts) if (part.content) this.output.add(part.content);
+    return { done: false, value: parts };
+  }
+
   private end(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.finish(this.upstream.metering, error);
+    this.finish(this.upstream.metering, error, this.output);
   }
 }
