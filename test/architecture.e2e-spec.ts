@@ -17,6 +17,7 @@ const RANKS: Record<string, number> = {
   metrics: 3,
   litellm: 4,
   organizations: 5,
+  limits: 5,
   routing: 6,
   api: 7,
   health: 7,
