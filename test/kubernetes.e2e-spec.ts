@@ -179,8 +179,8 @@ describe('Kubernetes deployment (deploy/kubernetes)', () => {
 
   it('gives the gateway a production configuration its own schema accepts, LiteLLM on localhost', () => {
     const known = Object.keys(new Environment());
-    // NODE_OPTIONS is Node's; REDIS_URL is read by the rate limits that come next.
-    const extras = ['NODE_OPTIONS', 'REDIS_URL'];
+    // NODE_OPTIONS is Node's.
+    const extras = ['NODE_OPTIONS'];
     expect([...envOf(gateway).keys()].filter((name) => !known.includes(name) && !extras.includes(name))).toEqual([]);
     expect(gateway.envFrom).toBeUndefined();
     expect(settings.NODE_ENV).toBe('production');

@@ -87,4 +87,40 @@ describe('validateEnvironment', () => {
       expect.objectContaining({ message: expect.not.stringContaining('42') }),
     );
   });
+
+  it('hides REDIS_URL (it may carry a password) and shows a bad limit', () => {
+    expect(() => validateEnvironment({ REDIS_URL: 'http://:hunter2@redis:6379', GATEWAY_KEY_REQUESTS_PER_MINUTE: '-1' })).toThrow(
+      expect.objectContaining({
+        message: expect.stringMatching(/REDIS_URL=\(hidden\): REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL[\s\S]*GATEWAY_KEY_REQUESTS_PER_MINUTE="-1"/),
+      }),
+    );
+    expect(() => validateEnvironment({ REDIS_URL: 'http://:hunter2@redis:6379' })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('hunter2') }));
+  });
+
+  it('defaults the rate limits to unlimited, in memory, failing open', () => {
+    expect(validateEnvironment({})).toMatchObject({
+      REDIS_URL: undefined,
+      LIMITS_FAIL_MODE: 'open',
+      GATEWAY_KEY_REQUESTS_PER_MINUTE: undefined,
+      LIMITS_DEFAULT_MAX_TOKENS: 4_096,
+      LIMITS_SLOT_LEASE_MS: 600_000,
+      LIMITS_DEFAULT_REQUESTS_PER_MINUTE: undefined,
+      LIMITS_DEFAULT_TOKEN_BUDGET: undefined,
+      LIMITS_DEFAULT_BUDGET_PERIOD: 'month',
+    });
+    expect(validateEnvironment({ REDIS_URL: 'rediss://:secret@redis.internal:6380/2', LIMITS_FAIL_MODE: 'closed', LIMITS_DEFAULT_CONCURRENT_REQUESTS: '0' })).toMatchObject({
+      REDIS_URL: 'rediss://:secret@redis.internal:6380/2',
+      LIMITS_FAIL_MODE: 'closed',
+      LIMITS_DEFAULT_CONCURRENT_REQUESTS: 0,
+    });
+    let message = '';
+    try {
+      validateEnvironment({ LIMITS_FAIL_MODE: 'maybe', LIMITS_DEFAULT_BUDGET_PERIOD: 'week', LIMITS_SLOT_LEASE_MS: '1000' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('LIMITS_FAIL_MODE="maybe"');
+    expect(message).toContain('LIMITS_DEFAULT_BUDGET_PERIOD="week"');
+    expect(message).toContain('LIMITS_SLOT_LEASE_MS="1000": LIMITS_SLOT_LEASE_MS must not be less than 10000');
+  });
 });

@@ -23,6 +23,12 @@ export type NodeEnv = (typeof NODE_ENVS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LIMITS_FAIL_MODES = ['open', 'closed'] as const;
+export type LimitsFailMode = (typeof LIMITS_FAIL_MODES)[number];
+
+export const BUDGET_PERIODS = ['day', 'month'] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
 /** What an operator should know about a valid configuration, logged once the logger exists. */
 export function configurationWarnings(raw: Record<string, unknown>, env: Environment): string[] {
   const warnings: string[] = [];
@@ -211,11 +217,62 @@ export class Environment {
   @IsOptional()
   @IsBooleanFlag()
   SWAGGER_ENABLED?: boolean;
+
+  /** The Redis every replica shares rate limits and budgets through. Unset: limits kept in this process's memory. */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  /** When Redis cannot be reached: admit calls unchecked (open) or refuse them with 503 LIMITS_UNAVAILABLE (closed). */
+  @IsIn(LIMITS_FAIL_MODES)
+  LIMITS_FAIL_MODE: LimitsFailMode = 'open';
+
+  /** Requests per minute allowed to each caller key. Unset: unlimited. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  GATEWAY_KEY_REQUESTS_PER_MINUTE?: number;
+
+  /** The completion tokens a call that names no maxTokens is assumed to use, in its token estimate. */
+  @IsInt()
+  @Min(1)
+  LIMITS_DEFAULT_MAX_TOKENS: number = 4_096;
+
+  /**
+   * How long a call holds its concurrency slot and budget reservation if it never finishes (its replica died).
+   * Longer than the longest call: LLM_TIMEOUT_MS is at most 10 minutes.
+   */
+  @IsInt()
+  @Min(10_000)
+  @Max(86_400_000)
+  LIMITS_SLOT_LEASE_MS: number = 600_000;
+
+  /** Limits of new organizations. Unset: unlimited. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  LIMITS_DEFAULT_REQUESTS_PER_MINUTE?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  LIMITS_DEFAULT_TOKENS_PER_MINUTE?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  LIMITS_DEFAULT_CONCURRENT_REQUESTS?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  LIMITS_DEFAULT_TOKEN_BUDGET?: number;
+
+  @IsIn(BUDGET_PERIODS)
+  LIMITS_DEFAULT_BUDGET_PERIOD: BudgetPeriod = 'month';
 }
 
-
-
-const SECRET_NAME = /KEY|SECRET|PASSWORD|DATABASE_URL/;
+const SECRET_NAME = /_KEYS?$|SECRET|PASSWORD|DATABASE_URL|REDIS_URL/;
 const MIN_CALLER_KEY_LENGTH = 16;
 
 /**

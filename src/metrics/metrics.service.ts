@@ -79,6 +79,30 @@ export class MetricsService {
     name: 'llm_tokens_total',
     help: 'Tokens of upstream attempts, by model, route and type (prompt or completion; estimated ones included)',
     labelNames: ['model', 'route', 'type'] as const,
+  readonly limitsAdmissions = new Counter({
+    name: 'limits_admissions_total',
+    help: 'Admission decisions: admitted, a refusal code (RATE_LIMITED, CONCURRENCY_LIMITED, BUDGET_EXHAUSTED), or LIMITS_UNAVAILABLE when the limits could not be checked',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limitsFailOpenAdmissions = new Counter({
+    name: 'limits_fail_open_admissions_total',
+    help: 'Calls admitted unchecked because the limits could not be checked (LIMITS_FAIL_MODE=open)',
+    registers: [this.registry],
+  });
+
+  readonly limitsFinishFailures = new Counter({
+    name: 'limits_finish_failures_total',
+    help: "Ended calls whose reservation could not be released (Redis unreachable): the slot's lease frees it later",
+    registers: [this.registry],
+  });
+
+  readonly limitsRedisDuration = new Histogram({
+    name: 'limits_redis_duration_seconds',
+    help: 'Round trips to the limits Redis, failed ones included, by operation (admit, finish, usage, ping)',
+    labelNames: ['operation'] as const,
+    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
 

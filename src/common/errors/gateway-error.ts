@@ -15,6 +15,10 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, when: 'The body is not application/json' },
   UNKNOWN_MODEL: { status: 400, when: "An organization's model or fallback model is not a chat model LiteLLM serves" },
   FALLBACK_SAME_AS_PRIMARY: { status: 400, when: "An organization's fallback model equals its model" },
+  // The organization's limits (nothing is sent upstream)
+  RATE_LIMITED: { status: 429, when: "The organization's requests or tokens per minute, or the caller key's requests per minute, are used up; Retry-After: when the minute turns" },
+  CONCURRENCY_LIMITED: { status: 429, when: "As many of the organization's calls as its concurrentRequests are in flight (Retry-After: 1)" },
+  BUDGET_EXHAUSTED: { status: 429, when: "The call's token estimate does not fit in what is left of the organization's daily or monthly token budget; Retry-After: when the period turns (UTC)" },
   // What LiteLLM or the provider answered
   MODEL_NOT_FOUND: { status: 400, when: 'LiteLLM does not serve the model asked for' },
   UPSTREAM_BAD_REQUEST: { status: 400, when: 'LiteLLM or the provider refused the request (context too long, bad parameter); its explanation is passed on' },
@@ -28,6 +32,7 @@ export const ERROR_CODES = {
   UPSTREAM_TIMEOUT: { status: 504, when: 'No answer within LLM_TIMEOUT_MS, or a stream silent for LLM_STREAM_IDLE_TIMEOUT_MS' },
   // The gateway's own state
   DATABASE_UNAVAILABLE: { status: 503, when: 'The database cannot be reached (Retry-After: 5)' },
+  LIMITS_UNAVAILABLE: { status: 503, when: 'Redis (the shared rate limits) cannot be reached and LIMITS_FAIL_MODE=closed (Retry-After: 5)' },
   MODEL_CATALOG_UNAVAILABLE: { status: 503, when: "An organization write cannot check its models because LiteLLM's model list cannot be read" },
   SHUTTING_DOWN: { status: 503, when: 'A stream was still open when the shutdown timeout ended it (sent as an error event)' },
   REQUEST_ABORTED: { status: 499, when: 'The caller went away before the answer was complete (logs and metrics only: nobody receives it)' },

@@ -1,0 +1,322 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { MetricsService } from '../metrics/metrics.service';
+import { LimitsUnavailableError } from './limits.errors';
+import { LimitsStore } from './limits.store';
+import type { Admission, OrganizationLimits, Reservation } from './limits.types';
+import { MemoryLimitsStore } from './memory-limits.store';
+import { RedisLimitsStore } from './redis-limits.store';
+
+/**
+ * One table of cases, run against both stores: the Lua scripts and the in-memory code must agree on every one.
+ * The Redis store uses the real Redis (TEST_REDIS_URL, default 127.0.0.1:6379) under a key prefix of its own.
+ */
+const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const LEASE_MS = 60_000;
+/** 10 s into a minute, on the last day of a month. */
+const T0 = Date.UTC(2026, 2, 31, 12, 0, 10);
+
+interface Harness {
+  store: LimitsStore;
+  metrics: MetricsService;
+  /** The store loses its state: Redis flushed (the test's keys deleted), or the process restarted. */
+  loseState(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function memoryHarness(): Promise<Harness> {
+  const metrics = new MetricsService();
+  const harness: Harness = {
+    store: new MemoryLimitsStore(metrics, LEASE_MS),
+    metrics,
+    async loseState() {
+      harness.store = new MemoryLimitsStore(metrics, LEASE_MS);
+    },
+    async close() {},
+  };
+  return harness;
+}
+
+async function redisHarness(): Promise<Harness> {
+  const metrics = new MetricsService();
+  const keyPrefix = `llm-gateway-test:${randomUUID()}:`;
+  const store = new RedisLimitsStore(metrics, { url: TEST_REDIS_URL, leaseMs: LEASE_MS, keyPrefix });
+  const admin = new Redis(TEST_REDIS_URL);
+  await store.onModuleInit();
+  const deleteKeys = async () => {
+    const keys = await admin.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+  };
+  return {
+    store,
+    metrics,
+    loseState: deleteKeys,
+    async close() {
+      await deleteKeys();
+      await admin.quit();
+      await store.onApplicationShutdown();
+    },
+  };
+}
+
+const unlimited: OrganizationLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrentRequests: null, tokenBudget: null, budgetPeriod: 'day' };
+
+describe.each([
+  ['MemoryLimitsStore', memoryHarness],
+  ['RedisLimitsStore', redisHarness],
+])('%s', (_name, createHarness) => {
+  let harness: Harness;
+  let organizationId: string;
+  let ledger: jest.Mock<Promise<number>, [{ startsAt: Date; endsAt: Date }]>;
+
+  beforeAll(async () => {
+    harness = await createHarness();
+  });
+  afterAll(async () => {
+    await harness.close();
+  });
+  beforeEach(() => {
+    organizationId = randomUUID();
+    ledger = jest.fn(async (_period: { startsAt: Date; endsAt: Date }) => 0);
+  });
+
+  function admit(limits: Partial<OrganizationLimits>, options: { tokens?: number; now?: number; key?: { id: string; requestsPerMinute: number | null } } = {}) {
+    return harness.store.admit({
+      organization: { id: organizationId, limits: { ...unlimited, ...limits }, loadPeriodUsage: ledger },
+      callerKey: options.key,
+      estimatedTokens: options.tokens ?? 100,
+      now: options.now ?? T0,
+    });
+  }
+  const usage = (limits: Partial<OrganizationLimits>, now = T0) =>
+    harness.store.usage({ organizationId, limits: { ...unlimited, ...limits }, loadPeriodUsage: ledger, now });
+  const reservationOf = (admission: Admission): Reservation => {
+    if (!admission.admitted || !admission.reservation) throw new Error(`expected a reservation, got ${JSON.stringify(admission)}`);
+    return admission.reservation;
+  };
+  const admittedCount = async (admissions: Promise<Admission>[]) => (await Promise.all(admissions)).filter((admission) => admission.admitted).length;
+
+  it('admits a call no limit applies to without counting anything', async () => {
+    await expect(admit({})).resolves.toEqual({ admitted: true, reservation: null, rateLimits: {} });
+    await expect(harness.store.admit({ estimatedTokens: 10 })).resolves.toMatchObject({ admitted: true, reservation: null });
+  });
+
+  it('admits requestsPerMinute calls in a minute, refuses the next until the minute turns, and says so in the headers', async () => {
+    const limits = { requestsPerMinute: 3 };
+    const remaining = [];
+    for (let i = 0; i < 3; i++) {
+      const admission = await admit(limits);
+      expect(admission).toMatchObject({ admitted: true, reservation: null });
+      remaining.push(admission.rateLimits.requests!.remaining);
+    }
+    expect(remaining).toEqual([2, 1, 0]);
+
+    const refused = await admit(limits, { now: T0 + 49_000 });
+    expect(refused).toEqual({
+      admitted: false,
+      refusal: { code: 'RATE_LIMITED', limit: 'requestsPerMinute', retryAfterSeconds: 1, message: "The organization's limit of 3 requests per minute is reached" },
+      rateLimits: { requests: { limit: 3, remaining: 0, resetMs: 1_000 } },
+    });
+    expect(await admit(limits)).toMatchObject({ admitted: false, refusal: { retryAfterSeconds: 50 } });
+
+    // The next minute is a new window.
+    expect(await admit(limits, { now: T0 + 50_000 })).toMatchObject({ admitted: true, rateLimits: { requests: { remaining: 2, resetMs: 60_000 } } });
+  });
+
+  it('admits exactly requestsPerMinute of a burst', async () => {
+    expect(await admittedCount(Array.from({ length: 30 }, () => admit({ requestsPerMinute: 10 })))).toBe(10);
+  });
+
+  it("limits each caller key's requests per minute, and reports the tighter of the key's and the organization's", async () => {
+    const key = { id: randomUUID().slice(0, 8), requestsPerMinute: 2 };
+    expect(await admit({ requestsPerMinute: 10 }, { key })).toMatchObject({ admitted: true, rateLimits: { requests: { limit: 2, remaining: 1 } } });
+    await admit({ requestsPerMinute: 10 }, { key });
+    expect(await admit({ requestsPerMinute: 10 }, { key })).toMatchObject({
+      admitted: false,
+      refusal: { code: 'RATE_LIMITED', limit: 'keyRequestsPerMinute', message: "This API key's limit of 2 requests per minute is reached" },
+    });
+    // Another key, and a call without one, are not held back by it; the refused call took nothing from the organization.
+    expect(await admit({ requestsPerMinute: 10 }, { key: { id: 'another', requestsPerMinute: 100 } })).toMatchObject({
+      admitted: true,
+      rateLimits: { requests: { limit: 10, remaining: 7 } },
+    });
+    expect(await harness.store.admit({ callerKey: { ...key, id: 'no-organization' }, estimatedTokens: 1, now: T0 })).toMatchObject({ admitted: true });
+  });
+
+  it('reserves the token estimate in the minute, up to tokensPerMinute exactly', async () => {
+    const limits = { tokensPerMinute: 1_000 };
+    expect(await admit(limits, { tokens: 400 })).toMatchObject({ admitted: true, rateLimits: { tokens: { limit: 1_000, remaining: 600 } } });
+    await admit(limits, { tokens: 400 });
+    expect(await admit(limits, { tokens: 400 })).toMatchObject({
+      admitted: false,
+      refusal: { code: 'RATE_LIMITED', limit: 'tokensPerMinute', retryAfterSeconds: 50, message: "The organization's limit of 1000 tokens per minute is reached (800 used, this call needs 400)" },
+      rateLimits: { tokens: { remaining: 200 } },
+    });
+    expect(await admit(limits, { tokens: 200 })).toMatchObject({ admitted: true, rateLimits: { tokens: { remaining: 0 } } });
+  });
+
+  it('refuses an estimate larger than the whole tokensPerMinute, in every minute, naming it', async () => {
+    for (const now of [T0, T0 + 60_000]) {
+      expect(await admit({ tokensPerMinute: 1_000 }, { tokens: 1_001, now })).toMatchObject({
+        admitted: false,
+        refusal: {
+          code: 'RATE_LIMITED',
+          limit: 'tokensPerMinute',
+          message: "This call's estimated 1001 tokens exceed the organization's whole limit of 1000 tokens per minute: lower maxTokens or shorten the prompt",
+        },
+      });
+    }
+  });
+
+  it('reconciles the minute and the budget with the tokens used, down and up', async () => {
+    const limits = { tokensPerMinute: 1_000, tokenBudget: 10_000 };
+    await harness.store.finish(reservationOf(await admit(limits, { tokens: 600 })), 100);
+    expect(await usage(limits)).toMatchObject({ tokensPerMinute: { used: 100, remaining: 900 }, tokenBudget: { used: 100, reserved: 0, remaining: 9_900 } });
+    expect(await admit(limits, { tokens: 900 })).toMatchObject({ admitted: true });
+
+    const secondMinute = T0 + 50_000;
+    await harness.store.finish(reservationOf(await admit(limits, { tokens: 100, now: secondMinute })), 700);
+    expect(await usage(limits, secondMinute)).toMatchObject({ tokensPerMinute: { used: 700 }, tokenBudget: { used: 100 + 900 + 700, reserved: 900 } });
+  });
+
+  it('holds a slot per call in flight up to concurrentRequests, and frees it when the call finishes', async () => {
+    const limits = { concurrentRequests: 2 };
+    const first = reservationOf(await admit(limits));
+    await admit(limits);
+    expect(await admit(limits)).toEqual({
+      admitted: false,
+      refusal: { code: 'CONCURRENCY_LIMITED', limit: 'concurrentRequests', retryAfterSeconds: 1, message: "The organization's 2 concurrent requests are all in flight" },
+      rateLimits: {},
+    });
+    expect(await usage(limits)).toMatchObject({ concurrentRequests: { limit: 2, used: 2, remaining: 0, resetsAt: null } });
+    await harness.store.finish(first, 50);
+    expect(await admit(limits)).toMatchObject({ admitted: true });
+    expect(await admit(limits)).toMatchObject({ admitted: false });
+  });
+
+  it("admits within the budget: the ledger's period usage plus open reservations plus the estimate", async () => {
+    const limits = { tokenBudget: 1_000, budgetPeriod: 'day' as const };
+    ledger.mockResolvedValue(300);
+    const first = reservationOf(await admit(limits, { tokens: 500 }));
+    expect(ledger).toHaveBeenCalledTimes(1);
+    expect(ledger).toHaveBeenCalledWith({ startsAt: new Date('2026-03-31T00:00:00Z'), endsAt: new Date('2026-04-01T00:00:00Z') });
+
+    const secondsToMidnight = (Date.UTC(2026, 3, 1) - T0) / 1000;
+    expect(await admit(limits, { tokens: 300 })).toMatchObject({
+      admitted: false,
+      refusal: {
+        code: 'BUDGET_EXHAUSTED',
+        limit: 'tokenBudget',
+        retryAfterSeconds: secondsToMidnight,
+        message: "The organization's daily token budget of 1000 is spent (800 used or reserved, this call needs 300) until 2026-04-01T00:00:00.000Z",
+      },
+    });
+    expect(await admit(limits, { tokens: 200 })).toMatchObject({ admitted: true });
+    await harness.store.finish(first, 200);
+    expect(await admit(limits, { tokens: 300 })).toMatchObject({ admitted: true });
+    expect(await usage(limits)).toMatchObject({ tokenBudget: { limit: 1_000, used: 1_000, reserved: 500, remaining: 0, period: 'day', resetsAt: new Date('2026-04-01T00:00:00Z') } });
+    expect(ledger).toHaveBeenCalledTimes(1);
+  });
+
+  it('reads the ledger once for the calls that find no budget state at the same time', async () => {
+    ledger.mockImplementation(() => new Promise((resolve) => setTimeout(() => resolve(100), 50)));
+    expect(await admittedCount(Array.from({ length: 10 }, () => admit({ tokenBudget: 1_000 }, { tokens: 100 })))).toBe(9);
+    expect(ledger).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses an estimate larger than the whole budget, naming it', async () => {
+    expect(await admit({ tokenBudget: 1_000, budgetPeriod: 'month' }, { tokens: 1_001 })).toMatchObject({
+      admitted: false,
+      refusal: { code: 'BUDGET_EXHAUSTED', message: expect.stringContaining("exceed the organization's whole monthly token budget of 1000") },
+    });
+  });
+
+  it('reserves nothing when one limit refuses, and names the refusal that lasts longest', async () => {
+    const limits = { requestsPerMinute: 1, tokensPerMinute: 1_000, concurrentRequests: 5, tokenBudget: 500 };
+    expect(await admit(limits, { tokens: 600 })).toMatchObject({ admitted: false, refusal: { code: 'BUDGET_EXHAUSTED' } });
+    expect(await usage(limits)).toMatchObject({
+      requestsPerMinute: { used: 0 },
+      tokensPerMinute: { used: 0 },
+      concurrentRequests: { used: 0 },
+      tokenBudget: { used: 0, reserved: 0 },
+    });
+    await admit(limits, { tokens: 100 });
+    // Now the minute's requests and the budget both refuse: the budget's Retry-After (midnight) is the longer.
+    expect(await admit(limits, { tokens: 450 })).toMatchObject({ admitted: false, refusal: { code: 'BUDGET_EXHAUSTED' } });
+    expect(await admit(limits, { tokens: 10 })).toMatchObject({ admitted: false, refusal: { code: 'RATE_LIMITED', limit: 'requestsPerMinute' } });
+    expect(await usage(limits)).toMatchObject({ requestsPerMinute: { used: 1 }, tokensPerMinute: { used: 100 }, concurrentRequests: { used: 1 }, tokenBudget: { used: 100, reserved: 100 } });
+  });
+
+  it('rebuilds the budget from the ledger when the store lost its state, and ignores finishes of calls it forgot', async () => {
+    const limits = { tokenBudget: 1_000, concurrentRequests: 10 };
+    await harness.store.finish(reservationOf(await admit(limits, { tokens: 400 })), 400);
+    const open = reservationOf(await admit(limits, { tokens: 100 }));
+    expect(ledger).toHaveBeenCalledTimes(1);
+
+    await harness.loseState();
+    ledger.mockResolvedValue(400); // what the ledger recorded
+    expect(await admit(limits, { tokens: 700 })).toMatchObject({ admitted: false, refusal: { code: 'BUDGET_EXHAUSTED' } });
+    expect(ledger).toHaveBeenCalledTimes(2);
+    await harness.store.finish(open, 100);
+    expect(await usage(limits)).toMatchObject({ tokenBudget: { used: 400, reserved: 0 }, concurrentRequests: { used: 0 } });
+    expect(await admit(limits, { tokens: 600 })).toMatchObject({ admitted: true });
+    expect(ledger).toHaveBeenCalledTimes(2);
+  });
+
+  it.each([
+    ['day', Date.UTC(2026, 2, 31, 23, 59, 30), Date.UTC(2026, 3, 1), 30, '2026-04-02T00:00:00Z'],
+    ['month', Date.UTC(2026, 1, 28, 23, 0, 0), Date.UTC(2026, 2, 1), 3_600, '2026-04-01T00:00:00Z'],
+    ['month', Date.UTC(2026, 11, 31, 23, 59, 59, 500), Date.UTC(2027, 0, 1), 1, '2027-02-01T00:00:00Z'],
+  ] as const)('refuses a spent %s budget until the period turns (UTC), then loads the new period', async (budgetPeriod, before, turn, retryAfterSeconds, nextEnd) => {
+    const limits = { tokenBudget: 1_000, budgetPeriod };
+    ledger.mockResolvedValueOnce(1_000).mockResolvedValueOnce(0);
+    expect(await admit(limits, { now: before })).toMatchObject({ admitted: false, refusal: { code: 'BUDGET_EXHAUSTED', retryAfterSeconds } });
+    expect(await admit(limits, { now: turn })).toMatchObject({ admitted: true });
+    expect(ledger).toHaveBeenLastCalledWith({ startsAt: new Date(turn), endsAt: new Date(nextEnd) });
+    expect(await usage(limits, turn)).toMatchObject({ tokenBudget: { used: 100, reserved: 100, resetsAt: new Date(nextEnd) } });
+  });
+
+  it("frees the slot of a call whose lease ran out and charges its whole estimate to the budget; a late finish changes nothing", async () => {
+    const limits = { concurrentRequests: 1, tokenBudget: 1_000 };
+    const lost = reservationOf(await admit(limits, { tokens: 300 }));
+    expect(await admit(limits, { now: T0 + LEASE_MS - 1 })).toMatchObject({ admitted: false, refusal: { code: 'CONCURRENCY_LIMITED' } });
+    const later = T0 + LEASE_MS;
+    expect(await usage(limits, later)).toMatchObject({ concurrentRequests: { used: 0 } });
+    expect(await admit(limits, { tokens: 200, now: later })).toMatchObject({ admitted: true });
+    expect(await usage(limits, later)).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 500, reserved: 200 } });
+    await harness.store.finish(lost, 5);
+    expect(await usage(limits, later)).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 500, reserved: 200 } });
+  });
+
+  it('does nothing on a second finish of the same call', async () => {
+    const limits = { concurrentRequests: 1, tokensPerMinute: 1_000, tokenBudget: 1_000 };
+    const reservation = reservationOf(await admit(limits, { tokens: 500 }));
+    await harness.store.finish(reservation, 200);
+    await harness.store.finish(reservation, 200);
+    await harness.store.finish(null, 200);
+    expect(await usage(limits)).toMatchObject({ tokensPerMinute: { used: 200 }, tokenBudget: { used: 200, reserved: 0 }, concurrentRequests: { used: 0 } });
+    expect(await admit(limits)).toMatchObject({ admitted: true });
+    expect(await admit(limits)).toMatchObject({ admitted: false, refusal: { code: 'CONCURRENCY_LIMITED' } });
+  });
+
+  it('reports each limit: unlimited ones as null, the budget from the ledger while nothing was admitted in the period', async () => {
+    ledger.mockResolvedValue(250);
+    expect(await usage({ requestsPerMinute: 5, tokenBudget: 1_000, budgetPeriod: 'month' })).toEqual({
+      requestsPerMinute: { limit: 5, used: 0, remaining: 5, resetsAt: new Date(T0 - 10_000 + 60_000) },
+      tokensPerMinute: { limit: null, used: null, remaining: null, resetsAt: null },
+      concurrentRequests: { limit: null, used: null, remaining: null, resetsAt: null },
+      tokenBudget: { limit: 1_000, used: 250, reserved: 0, remaining: 750, resetsAt: new Date('2026-04-01T00:00:00Z'), period: 'month' },
+    });
+  });
+
+  it('throws LimitsUnavailableError when the ledger cannot be read, and counts admissions by outcome', async () => {
+    ledger.mockRejectedValue(new Error('database down'));
+    await expect(admit({ tokenBudget: 1_000 })).rejects.toBeInstanceOf(LimitsUnavailableError);
+    await admit({ requestsPerMinute: 1 });
+    await admit({ requestsPerMinute: 1 });
+    const counted = Object.fromEntries(
+      (await harness.metrics.limitsAdmissions.get()).values.map(({ labels, value }) => [labels.outcome, value]),
+    );
+    expect(counted).toMatchObject({ LIMITS_UNAVAILABLE: 1, RATE_LIMITED: expect.any(Number), admitted: expect.any(Number) });
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * The Lua scripts of RedisLimitsStore. Redis runs a script alone, so each admission's checks and reservations
+ * are one atomic step whatever the number of replicas. MemoryLimitsStore does the same, step for step.
+ * TTLs are relative (PEXPIRE), so that a `now` set by a test never makes Redis drop a key at once.
+ */
+
+/**
+ * KEYS: the per-minute windows (n of them), then the organization's open calls and its budget, each when checked.
+ * ARGV: now, n, hasCalls, hasBudget,
+ *       per window: limit, cost, ttl;
+ *       calls: limit (-1: not limited), member, leaseUntil, ttl (only ever lengthened);
+ *       budget: limit, cost, period, ttl, periodUsage ('' if not loaded).
+ * Returns {-1} when the budget has no state and periodUsage was not given (nothing changed), else
+ * {failed, openCalls, budgetUsed, budgetReserved, windowUsed...}: failed has bit i-1 for window i, bit n for
+ * the calls, bit n+1 for the budget; 0 means everything was reserved.
+ */
+export const ADMIT_SCRIPT = `
+local now, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+local hasCalls, hasBudget = ARGV[3] == '1', ARGV[4] == '1'
+local callsKey, budgetKey = KEYS[n + 1], KEYS[n + 2]
+local a = 5 + 3 * n
+local callsLimit, member, leaseUntil, callsTtl
+if hasCalls then
+  callsLimit, member, leaseUntil, callsTtl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
+end
+local budgetLimit, budgetCost, period, budgetTtl, periodUsage = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+
+local failed, used = 0, {}
+for i = 1, n do
+  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used[i] + tonumber(ARGV[3 * i + 3]) > tonumber(ARGV[3 * i + 2]) then failed = failed + 2 ^ (i - 1) end
+end
+
+local budgetUsed, budgetReserved = 0, 0
+if hasBudget then
+  local state = redis.call('HMGET', budgetKey, 'used', 'reserved')
+  if state[1] then
+    budgetUsed, budgetReserved = tonumber(state[1]), tonumber(state[2])
+  elseif periodUsage == '' then
+    return {-1}
+  else
+    budgetUsed = tonumber(periodUsage)
+    redis.call('HSET', budgetKey, 'used', budgetUsed, 'reserved', 0)
+    redis.call('PEXPIRE', budgetKey, budgetTtl)
+  end
+end
+
+local open = 0
+if hasCalls then
+  -- A call that outlived its lease is charged its whole estimate: it may have run to its end.
+  for _, expired in ipairs(redis.call('ZRANGEBYSCORE', callsKey, '-inf', now)) do
+    local expiredPeriod, tokens = string.match(expired, '^[^|]*|([^|]*)|(%d+)$')
+    if hasBudget and expiredPeriod == period then
+      budgetUsed = redis.call('HINCRBY', budgetKey, 'used', tokens)
+      budgetReserved = redis.call('HINCRBY', budgetKey, 'reserved', -tokens)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', callsKey, '-inf', now)
+  open = redis.call('ZCARD', callsKey)
+  if callsLimit >= 0 and open + 1 > callsLimit then failed = failed + 2 ^ n end
+end
+if hasBudget and budgetUsed + budgetReserved + budgetCost > budgetLimit then failed = failed + 2 ^ (n + 1) end
+
+if failed == 0 then
+  for i = 1, n do
+    used[i] = redis.call('INCRBY', KEYS[i], ARGV[3 * i + 3])
+    redis.call('PEXPIRE', KEYS[i], ARGV[3 * i + 4])
+  end
+  if hasCalls then
+    redis.call('ZADD', callsKey, leaseUntil, member)
+    if redis.call('PTTL', callsKey) < tonumber(callsTtl) then redis.call('PEXPIRE', callsKey, callsTtl) end
+    open = open + 1
+  end
+  if hasBudget then budgetReserved = redis.call('HINCRBY', budgetKey, 'reserved', budgetCost) end
+end
+return {failed, open, budgetUsed, budgetReserved, unpack(used)}
+`;
+
+/**
+ * KEYS: the organization's open calls, then the tokens window and the budget, each when the call reserved there.
+ * ARGV: member, estimate, actual, hasTokens, hasBudget.
+ * Only a call still open is reconciled: removing it is what makes a second finish, or one after its lease ran
+ * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
+ */
+export const FINISH_SCRIPT = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local estimate, actual = tonumber(ARGV[2]), tonumber(ARGV[3])
+local k = 2
+if ARGV[4] == '1' then
+  if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('INCRBY', KEYS[k], actual - estimate) end
+  k = k + 1
+end
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[k]) == 1 then
+  redis.call('HINCRBY', KEYS[k], 'reserved', -estimate)
+  redis.call('HINCRBY', KEYS[k], 'used', actual)
+end
+return 1
+`;

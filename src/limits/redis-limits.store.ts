@@ -1,0 +1,156 @@
+import { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { MetricsService } from '../metrics/metrics.service';
+import { AdmissionPlan, MINUTE_MS, PlanOutcome, UsagePlan, UsageReading } from './admission-plan';
+import { LimitsUnavailableError } from './limits.errors';
+import { LimitsStore } from './limits.store';
+import type { LimitName, Reservation } from './limits.types';
+import { ADMIT_SCRIPT, FINISH_SCRIPT } from './redis-limits.scripts';
+
+/** A command that takes longer fails: an admission must not wait on a Redis that hangs. */
+const COMMAND_TIMEOUT_MS = 500;
+const CONNECT_TIMEOUT_MS = 1_000;
+/** Windows outlive their minute a little, for a replica whose clock is slightly behind. */
+const WINDOW_GRACE_MS = MINUTE_MS;
+/** A budget period's state outlives the period by a day, for calls that finish after it turned. */
+const BUDGET_GRACE_MS = 86_400_000;
+
+export interface RedisLimitsStoreOptions {
+  url: string;
+  leaseMs: number;
+  /** Every key starts with it (tests use one of their own). */
+  keyPrefix?: string;
+}
+
+type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<number[] | number>;
+
+/**
+ * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
+ * Cluster, as one admission's keys span an organization and a caller key). Each admission and each finish is
+ * one Lua script, one round trip (a second one only when the budget period must be loaded from the ledger).
+ *
+ * Redis unreachable: commands fail at once (no offline queue, no retries, short timeouts) with
+ * LimitsUnavailableError, and the client reconnects in the background, so calls are never held up.
+ */
+export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApplicationShutdown {
+  private readonly redis: Redis;
+  private readonly keyPrefix: string;
+  private reachable: boolean | undefined;
+
+  constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
+    super(metrics, options.leaseMs);
+    this.keyPrefix = options.keyPrefix ?? 'llm-gateway:limits:';
+    this.redis = new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      // At shutdown, a socket that does not close is destroyed this soon (ioredis waits 2 s, even for a dead one).
+      disconnectTimeout: COMMAND_TIMEOUT_MS,
+      // Reconnect for ever, at most a second apart.
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+    });
+    this.redis.defineCommand('limitsAdmit', { lua: ADMIT_SCRIPT });
+    this.redis.defineCommand('limitsFinish', { lua: FINISH_SCRIPT });
+    // State changes only: while Redis is down, every reconnection attempt fails, once a second.
+    this.redis.on('ready', () => {
+      if (this.reachable === false) this.logger.log('Redis is reachable again: rate limits are checked');
+      this.reachable = true;
+    });
+    this.redis.on('error', (error: Error) => {
+      if (this.reachable !== false) this.logger.warn(`Redis is unreachable, rate limits cannot be checked: ${error.message}`);
+      this.reachable = false;
+    });
+  }
+
+  /** Boot waits for the first connection, briefly, so that the first calls find it; a Redis that is down does not stop the boot. */
+  async onModuleInit(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await once(this.redis, 'ready', { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch(() => undefined);
+  }
+
+  async ping(): Promise<void> {
+    await this.timed('ping', () => this.redis.ping());
+  }
+
+  /** Calls are over by now: QUIT lets the last replies arrive; without a connection there is nothing to wait for. */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
+  }
+
+  protected async execute(plan: AdmissionPlan, periodUsage?: number): Promise<PlanOutcome> {
+    const keys = plan.windows.map((check) => this.key(check.counter, check.window));
+    const args: (string | number)[] = [plan.now, plan.windows.length, plan.calls ? 1 : 0, plan.budget ? 1 : 0];
+    for (const check of plan.windows) args.push(check.max, check.cost, check.endsAt - plan.now + WINDOW_GRACE_MS);
+    const budgetTtl = plan.budget ? plan.budget.endsAt - plan.now + BUDGET_GRACE_MS : 0;
+    if (plan.calls) {
+      keys.push(this.key(plan.calls.counter));
+      // Kept as long as the budget: a dead call's reservation is charged when the next call comes, however late.
+      args.push(plan.calls.max ?? -1, plan.calls.member, plan.calls.leaseUntil, Math.max(this.leaseMs, budgetTtl));
+    }
+    if (plan.budget) {
+      keys.push(this.key(plan.budget.counter, plan.budget.period));
+      args.push(plan.budget.max, plan.budget.cost, plan.budget.period, budgetTtl, periodUsage ?? '');
+    }
+    const reply = (await this.timed('admit', () => this.script('limitsAdmit')(keys.length, ...keys, ...args))) as number[];
+    const [failedBits, openCalls, budgetUsed, budgetReserved, ...windowUsed] = reply;
+    if (failedBits === -1) return { needsPeriodUsage: true };
+    const checks: LimitName[] = [...plan.windows.map((check) => check.limit), 'concurrentRequests', 'tokenBudget'];
+    const failed = checks.filter((_, bit) => (failedBits >> bit) & 1);
+    return { failed, windowUsed, openCalls, budgetUsed, budgetReserved };
+  }
+
+  protected async release(reservation: Reservation, actual: number): Promise<void> {
+    const keys = [this.key(reservation.calls)];
+    if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
+    if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
+    const args = [reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0];
+    await this.timed('finish', () => this.script('limitsFinish')(keys.length, ...keys, ...args));
+  }
+
+  protected async read(plan: UsagePlan): Promise<UsageReading> {
+    const pipeline = this.redis.pipeline();
+    if (plan.requests) pipeline.get(this.key(plan.requests.counter, plan.requests.window));
+    if (plan.tokens) pipeline.get(this.key(plan.tokens.counter, plan.tokens.window));
+    if (plan.calls) pipeline.zcount(this.key(plan.calls.counter), `(${plan.now}`, '+inf');
+    if (plan.budget) pipeline.hmget(this.key(plan.budget.counter, plan.budget.period), 'used', 'reserved');
+    const replies = ((await this.timed('usage', () => pipeline.exec())) ?? []).map(([error, value]) => {
+      if (error) throw new LimitsUnavailableError(`Redis usage failed: ${error.message}`, { cause: error });
+      return value;
+    });
+    // The replies come in the order the commands were queued.
+    const next = <T>(queued: unknown): T | undefined => (queued ? (replies.shift() as T) : undefined);
+    const requests = next<string | null>(plan.requests);
+    const tokens = next<string | null>(plan.tokens);
+    const openCalls = next<number>(plan.calls);
+    const budget = next<[string | null, string | null]>(plan.budget);
+    return {
+      requestsUsed: Number(requests ?? 0),
+      tokensUsed: Number(tokens ?? 0),
+      openCalls: openCalls ?? 0,
+      budget: budget?.[0] == null ? null : { used: Number(budget[0]), reserved: Number(budget[1]) },
+    };
+  }
+
+  private key(counter: string, part?: string | number): string {
+    return part === undefined ? `${this.keyPrefix}${counter}` : `${this.keyPrefix}${counter}:${part}`;
+  }
+
+  private script(name: 'limitsAdmit' | 'limitsFinish'): ScriptCommand {
+    return (this.redis as unknown as Record<typeof name, ScriptCommand>)[name].bind(this.redis);
+  }
+
+  /** Times one round trip; any failure of it means the limits cannot be checked. */
+  private async timed<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    const end = this.metrics.limitsRedisDuration.startTimer({ operation });
+    try {
+      return await command();
+    } catch (error) {
+      throw new LimitsUnavailableError(`Redis ${operation} failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      end();
+    }
+  }
+}
