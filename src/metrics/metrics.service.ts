@@ -79,6 +79,9 @@ export class MetricsService {
     name: 'llm_tokens_total',
     help: 'Tokens of upstream attempts, by model, route and type (prompt or completion; estimated ones included)',
     labelNames: ['model', 'route', 'type'] as const,
+    registers: [this.registry],
+  });
+
   readonly limitsAdmissions = new Counter({
     name: 'limits_admissions_total',
     help: 'Admission decisions: admitted, a refusal code (RATE_LIMITED, CONCURRENCY_LIMITED, BUDGET_EXHAUSTED), or LIMITS_UNAVAILABLE when the limits could not be checked',
