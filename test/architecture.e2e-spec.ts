@@ -18,7 +18,7 @@ const RANKS: Record<string, number> = {
   litellm: 4,
   organizations: 5,
   usage: 5,
-  limits: 5,
+  limits: 4,
   routing: 6,
   api: 7,
   health: 7,

@@ -40,13 +40,20 @@ describe.each([
        WHERE table_name = 'organizations' ORDER BY column_name`,
     );
     expect(columns).toEqual([
+      { column_name: 'budget_period', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'concurrent_requests', data_type: 'integer', is_nullable: 'YES' },
       { column_name: 'created_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
       { column_name: 'id', data_type: 'uuid', is_nullable: 'NO' },
       { column_name: 'llm_fallback_model', data_type: 'text', is_nullable: 'YES' },
       { column_name: 'llm_model', data_type: 'text', is_nullable: 'NO' },
       { column_name: 'name', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'requests_per_minute', data_type: 'integer', is_nullable: 'YES' },
+      { column_name: 'token_budget', data_type: 'bigint', is_nullable: 'YES' },
+      { column_name: 'tokens_per_minute', data_type: 'integer', is_nullable: 'YES' },
       { column_name: 'updated_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
     ]);
+    expect(row).toMatchObject({ requests_per_minute: null, token_budget: null, budget_period: 'month' });
+    await expect(dataSource.query(`UPDATE organizations SET budget_period = 'week'`)).rejects.toThrow(/CHK_organizations_budget_period/);
 
     // Every migration's down(), newest first, then every up() again.
     for (const _ of dataSource.migrations) await dataSource.undoLastMigration();

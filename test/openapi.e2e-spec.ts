@@ -39,6 +39,7 @@ describe('OpenAPI document', () => {
       'GET /v1/models',
       'GET /v1/organizations',
       'GET /v1/organizations/{id}',
+      'GET /v1/organizations/{id}/limits',
       'GET /v1/organizations/{id}/usage',
       'GET /v1/usage',
       'GET /v1/usage/records',

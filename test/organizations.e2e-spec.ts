@@ -59,6 +59,7 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
         name: 'Acme',
         llmModel: 'gpt-4o',
         llmFallbackModel: 'claude-3-5-sonnet',
+        limits: { requestsPerMinute: null, tokensPerMinute: null, concurrentRequests: null, tokenBudget: null, budgetPeriod: 'month' },
         createdAt: expect.any(String),
         updatedAt: expect.any(String),
       });
@@ -161,6 +162,32 @@ describe('organizations (real PostgreSQL, fake upstream)', () => {
         expect(body.message).toMatch(/^(offset|limit) must not be (greater|less) than (1000000|100|0|1)$/);
       },
     );
+
+    it('sets limits on create, changes only the ones a PATCH names, and null lifts one', async () => {
+      const created = await createOrganization({ name: 'Limited', limits: { requestsPerMinute: 100, tokenBudget: 5_000_000_000, budgetPeriod: 'day' } });
+      expect(created.limits).toEqual({ requestsPerMinute: 100, tokensPerMinute: null, concurrentRequests: null, tokenBudget: 5_000_000_000, budgetPeriod: 'day' });
+
+      const patched = await readJson(await patch(created.id, { limits: { concurrentRequests: 5, requestsPerMinute: null } }));
+
+      expect(patched.limits).toEqual({ requestsPerMinute: null, tokensPerMinute: null, concurrentRequests: 5, tokenBudget: 5_000_000_000, budgetPeriod: 'day' });
+      expect((await database.query(`SELECT concurrent_requests, token_budget FROM organizations WHERE id = $1`, [created.id]))[0]).toEqual({
+        concurrent_requests: 5,
+        token_budget: '5000000000',
+      });
+    });
+
+    it.each([
+      [{ limits: { requestsPerMinute: 0 } }, 'limits.requestsPerMinute must not be less than 1'],
+      [{ limits: { tokensPerMinute: 1.5 } }, 'limits.tokensPerMinute must be an integer number'],
+      [{ limits: { budgetPeriod: 'week' } }, 'limits.budgetPeriod must be one of the following values: day, month'],
+      [{ limits: { budgetPeriod: null } }, 'limits.budgetPeriod must be one of the following values'],
+      [{ limits: { perHour: 5 } }, 'limits.perHour: property perHour should not exist'],
+      [{ limits: 'unlimited' }, 'limits must be an object'],
+    ])('refuses bad limits %j with 400 naming the field', async (body, message) => {
+      const response = await postJson(api(''), { name: 'Bad limits', ...body });
+      expect(response.status).toBe(400);
+      expect((await readJson(response)).message).toContain(message);
+    });
 
     it('updates the name and models; llmFallbackModel: null clears the fallback', async () => {
       const created = await createOrganization({ name: 'Changing' });

@@ -8,6 +8,7 @@ import { parseEventStream } from './support/gateway';
 import { startGatewayProcess } from './support/gateway-process';
 import { freePort, PROJECT_ROOT } from './support/litellm';
 import { Agent } from 'node:http';
+import { connect } from 'node:net';
 
 /**
  * SIGTERM to the production build (`node dist/src/main.js`, built by `npm test` first), as Kubernetes
@@ -174,19 +175,23 @@ describe('graceful shutdown with keep-alive callers (production build)', () => {
         response.end('data: [DONE]\n\n');
       },
     });
+    // A raw socket, paused: the bytes stay in the kernel and push back on the gateway (Node's HTTP client would
+    // keep reading into memory while its response is paused).
+    const { port } = new URL(gateway.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
     try {
-      const paused = new Promise<void>((resolve, reject) => {
-        const req = request(`${gateway.url}/v1/chat`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` },
-        }, (res) => {
-          res.pause(); // and never read
-          res.on('error', () => undefined);
+      const paused = new Promise<void>((resolve) =>
+        socket.once('connect', () => {
+          const body = JSON.stringify({ messages: [{ role: 'user', content: 'a lot' }], stream: true });
+          socket.write(
+            `POST /v1/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CALLER_KEY}\r\nContent-Type: application/json\r\n` +
+              `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          );
+          socket.pause(); // and never read
           resolve();
-        });
-        req.on('error', reject);
-        req.end(JSON.stringify({ messages: [{ role: 'user', content: 'a lot' }], stream: true }));
-      });
+        }),
+      );
       await paused;
       await new Promise((resolve) => setTimeout(resolve, 300)); // the gateway's writes fill the buffers
 
@@ -195,6 +200,7 @@ describe('graceful shutdown with keep-alive callers (production build)', () => {
       expect(await gateway.exited).toBe(0);
       expect(Date.now() - sigtermAt).toBeLessThan(500 + 500 + 2_000);
     } finally {
+      socket.destroy();
       await gateway.stop();
     }
   }, 60_000);

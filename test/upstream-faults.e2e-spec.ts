@@ -1,5 +1,5 @@
-import { request as httpRequest } from 'node:http';
 import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { FakeUpstream } from './support/fake-upstream';
 import { parseEventStream, postJson, readJson, RunningGateway, startGateway } from './support/gateway';
 
@@ -36,7 +36,7 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
       LITELLM_API_KEY: 'sk-gateway-test-key',
       LLM_TIMEOUT_MS: '1000',
       LLM_STREAM_IDLE_TIMEOUT_MS: '500',
-      STREAM_WRITE_TIMEOUT_MS: '1500',
+      STREAM_WRITE_TIMEOUT_MS: '3000',
       MODELS_CACHE_TTL_MS: '60000',
     });
   });
@@ -212,11 +212,12 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
   });
 
   describe('a caller that reads slowly', () => {
-    const CHUNKS = 2_000;
-    const CHUNK_SIZE = 32_768;
+    const CHUNKS = 1_000;
+    const CHUNK_SIZE = 65_536;
     /**
      * A stream of many large chunks, sent as fast as the connection takes them: the caller is the slow side.
-     * 64 MB, well beyond what the kernel buffers of a loopback connection hold, so the gateway must wait.
+     * 64 MB, well beyond what the kernel buffers of a loopback connection hold (here up to 32 MB received and
+     * 4 MB sent), so the gateway must wait.
      */
     const bulkStream = (chunks: number, size: number) => ({
       handler: (_request: unknown, response: ServerResponse) => {
@@ -227,29 +228,30 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
       },
     });
 
-    /** A raw request whose answer is not read until the test says so; then all of it is read, however it ends. */
+    /**
+     * A caller that reads nothing until the test says so, then all of it, however it ends. A raw socket, paused:
+     * Node's HTTP client keeps reading from the socket into memory while its response is paused, so only a paused
+     * socket leaves the bytes in the kernel and pushes back on the gateway, as a stalled caller does.
+     */
     function pausedStream(): Promise<{ resume: () => Promise<string> }> {
       const { port } = new URL(gateway.url);
       return new Promise((resolve, reject) => {
-        const request = httpRequest(
-          { host: '127.0.0.1', port, path: '/v1/chat', method: 'POST', headers: { 'content-type': 'application/json' } },
-          (response) => {
-            response.pause();
-            resolve({
-              resume: () =>
-                new Promise((done) => {
-                  let text = '';
-                  response.setEncoding('utf8');
-                  response.on('data', (part: string) => (text += part));
-                  response.on('error', () => undefined); // a stream cut short ends with "aborted"
-                  response.on('close', () => done(text));
-                  response.resume();
-                }),
-            });
-          },
-        );
-        request.on('error', reject);
-        request.end(JSON.stringify({ ...hello, stream: true }));
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          const body = JSON.stringify({ ...hello, stream: true });
+          socket.write(`POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+          socket.pause();
+          resolve({
+            resume: () =>
+              new Promise((done) => {
+                const parts: Buffer[] = [];
+                socket.on('data', (part: Buffer) => parts.push(part));
+                socket.on('error', () => undefined); // a stream cut short ends with a reset
+                socket.on('close', () => done(dechunk(Buffer.concat(parts).toString('utf8'))));
+                socket.resume();
+              }),
+          });
+        });
+        socket.on('error', reject);
       });
     }
 
@@ -257,13 +259,13 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
       upstream.respondNext(bulkStream(CHUNKS, CHUNK_SIZE));
 
       const stream = await pausedStream();
-      await new Promise((resolve) => setTimeout(resolve, 1_200)); // idle timeout: 500 ms; write timeout: 1.5 s
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // idle timeout: 500 ms; write timeout: 3 s
       const events = parseEventStream(await stream.resume());
 
       expect(events.filter((event) => event.event === 'error')).toEqual([]);
       expect(events[events.length - 1].data).toBe('[DONE]');
       expect(events.slice(0, -2).map((event) => JSON.parse(event.data).content.length)).toEqual(Array(CHUNKS).fill(CHUNK_SIZE));
-    });
+    }, 60_000);
 
     it('is cut off after STREAM_WRITE_TIMEOUT_MS without reading, and the upstream call is ended', async () => {
       upstream.respondNext(bulkStream(CHUNKS, CHUNK_SIZE));
@@ -271,19 +273,33 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
       const stream = await pausedStream();
       const started = Date.now();
       // 64 MB cannot have reached a caller that read nothing: a closed upstream connection was closed by the gateway.
-      await waitFor(() => upstream.received[0]?.connectionClosed === true, 10_000);
+      await waitFor(() => upstream.received[0]?.connectionClosed === true, 20_000);
       const cutAfter = Date.now() - started;
       const events = parseEventStream(await stream.resume());
 
-      expect(cutAfter).toBeGreaterThanOrEqual(1_200); // STREAM_WRITE_TIMEOUT_MS is 1.5 s here
-      expect(cutAfter).toBeLessThan(5_000);
+      expect(cutAfter).toBeGreaterThanOrEqual(2_700); // STREAM_WRITE_TIMEOUT_MS is 3 s here
+      expect(cutAfter).toBeLessThan(15_000);
       expect(events.length).toBeLessThan(CHUNKS);
       expect(events.some((event) => event.data === '[DONE]')).toBe(false);
       const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
       expect(metrics).toMatch(/llm_upstream_requests_total\{model="[^"]+",operation="chat_stream",outcome="STREAM_WRITE_TIMEOUT"\} 1/);
-    }, 20_000);
+    }, 60_000);
   });
 });
+
+/** The body of a raw HTTP/1.1 answer in chunked encoding, as far as it came. */
+function dechunk(raw: string): string {
+  let rest = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+  let body = '';
+  for (;;) {
+    const lineEnd = rest.indexOf('\r\n');
+    if (lineEnd === -1) return body;
+    const size = parseInt(rest.slice(0, lineEnd), 16);
+    if (!size) return body;
+    body += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -76,7 +76,8 @@ export class ChatResponder {
       reply.hijack();
       // setHeader, not writeHead's argument: the request log reads x-llm-model back from the response.
       for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) response.setHeader(name, value);
-      for (const [name, value] of Object.entries(servedByHeaders(stream.model, stream.fallbackReason))) response.setHeader(name, value);
+      const own = { ...stream.rateLimitHeaders, ...servedByHeaders(stream.model, stream.fallbackReason) };
+      for (const [name, value] of Object.entries(own)) response.setHeader(name, value);
       response.setHeader('content-type', 'text/event-stream; charset=utf-8');
       response.setHeader('cache-control', 'no-cache, no-transform');
       response.setHeader('x-accel-buffering', 'no');

@@ -86,7 +86,7 @@ export class LlmController {
     const context = callContext(request, abort.signal);
     if (!body.stream) {
       const result = await this.llm.chatCompletion(toChatRequest(body), context);
-      return void reply.headers(servedByHeaders(result.model)).send(chatBody(result, false));
+      return void reply.headers({ ...result.rateLimitHeaders, ...servedByHeaders(result.model) }).send(chatBody(result, false));
     }
     const stream = await this.llm.streamChatCompletion(toChatRequest(body), context);
     await this.responder.sendStream(reply, stream, abort, nativeStreamFormat());
@@ -113,7 +113,7 @@ export class LlmController {
     const context = callContext(request, abort.signal);
     if (!body.stream) {
       const result = await this.llm.chatCompletionForOrg(id, toChatRequest(body), context);
-      return void reply.headers(servedByHeaders(result.model, result.fallbackReason)).send(chatBody(result, true));
+      return void reply.headers({ ...result.rateLimitHeaders, ...servedByHeaders(result.model, result.fallbackReason) }).send(chatBody(result, true));
     }
     const stream = await this.llm.streamChatCompletionForOrg(id, toChatRequest(body), context);
     const closing = { fallbackUsed: stream.fallbackReason !== undefined, fallbackReason: stream.fallbackReason };
@@ -138,8 +138,9 @@ export class LlmController {
     const result = Array.isArray(body.input)
       ? await this.llm.generateEmbeddings(body.input, model, context)
       : await this.llm.generateEmbedding(body.input, model, context);
-    void reply.headers(servedByHeaders(result.model));
-    return result;
+    const { rateLimitHeaders, ...answer } = result;
+    void reply.headers({ ...rateLimitHeaders, ...servedByHeaders(answer.model) });
+    return answer;
   }
 
   @Get('models')

@@ -4,6 +4,7 @@ import { DataSourceOptions } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { CreateOrganizations1763740800000 } from '../../migrations/1763740800000-CreateOrganizations';
 import { CreateUsageRecords1764403200000 } from '../../migrations/1764403200000-CreateUsageRecords';
+import { AddOrganizationLimits1764489600000 } from '../../migrations/1764489600000-AddOrganizationLimits';
 import { Environment } from '../config/environment';
 import { Organization } from '../organizations/organization.entity';
 import { UsageRecord } from '../usage/usage-record.entity';
@@ -11,7 +12,7 @@ import { UsageRecord } from '../usage/usage-record.entity';
 type DatabaseSettings = Pick<Environment, 'DATABASE_URL' | 'DATA_DIR' | 'MIGRATIONS_RUN'>;
 
 /** Listed, not globbed: the same list works from ts-jest, from dist/ and from the TypeORM CLI. */
-export const MIGRATIONS = [CreateOrganizations1763740800000, CreateUsageRecords1764403200000];
+export const MIGRATIONS = [CreateOrganizations1763740800000, CreateUsageRecords1764403200000, AddOrganizationLimits1764489600000];
 
 /**
  * The ONE database definition, used by the app (TypeOrmModule) and by the TypeORM CLI (cli-data-source.ts).

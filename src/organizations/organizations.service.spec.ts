@@ -25,7 +25,8 @@ function setup(ttlMs: number) {
   return { service, repository, changes };
 }
 
-const stored = { id: ID, name: 'Acme', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' } as Organization;
+const UNLIMITED = { requestsPerMinute: null, tokensPerMinute: null, concurrentRequests: null, tokenBudget: null, budgetPeriod: 'month' as const };
+const stored = { id: ID, name: 'Acme', llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet', ...UNLIMITED } as Organization;
 
 describe('OrganizationsService preferences cache', () => {
   it('reads the database once per TTL', async () => {
@@ -35,7 +36,7 @@ describe('OrganizationsService preferences cache', () => {
     await service.getPreferences(ID);
     const again = await service.getPreferences(ID);
 
-    expect(again).toEqual({ id: ID, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' });
+    expect(again).toEqual({ id: ID, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet', limits: UNLIMITED });
     expect(repository.findOne).toHaveBeenCalledTimes(1);
   });
 

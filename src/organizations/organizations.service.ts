@@ -6,15 +6,24 @@ import { Environment } from '../config/environment';
 import { databaseUnavailable, isDatabaseUnavailable, isUniqueViolation } from '../database/database.errors';
 import { GatewayError } from '../common/errors/gateway-error';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
-import { CreateOrganizationDto, UpdateOrganizationDto } from './dto/organization.dto';
+import { limitsSettings } from '../limits/limits.settings';
+import type { OrganizationLimits } from '../limits/limits.types';
+import { CreateOrganizationDto, OrganizationLimitsDto, UpdateOrganizationDto } from './dto/organization.dto';
 import { OrganizationChangeFeed } from './organization-change-feed';
 import { DEFAULT_LLM_FALLBACK_MODEL, DEFAULT_LLM_MODEL, Organization } from './organization.entity';
 
-/** What a chat call needs to know about an organization. */
+/** What a chat call needs to know about an organization: its models and its limits. */
 export interface OrganizationPreferences {
   id: string;
   llmModel: string;
   llmFallbackModel: string | null;
+  limits: OrganizationLimits;
+}
+
+/** The limits, as the limits store takes them, from the stored organization. */
+export function limitsOf(organization: Pick<Organization, keyof OrganizationLimits>): OrganizationLimits {
+  const { requestsPerMinute, tokensPerMinute, concurrentRequests, tokenBudget, budgetPeriod } = organization;
+  return { requestsPerMinute, tokensPerMinute, concurrentRequests, tokenBudget, budgetPeriod };
 }
 
 export interface OrganizationPage {
@@ -27,6 +36,11 @@ export interface OrganizationPage {
 /** Bounds the memory the preference cache can take; far above any real number of tenants. */
 const MAX_CACHED_ORGANIZATIONS = 10_000;
 
+/** The limits a request sets: those it names (null included, meaning unlimited), none of those it leaves out. */
+function definedLimits(limits: OrganizationLimitsDto | undefined): Partial<OrganizationLimits> {
+  return Object.fromEntries(Object.entries(limits ?? {}).filter(([, value]) => value !== undefined));
+}
+
 function organizationNotFound(id: string): GatewayError {
   return new GatewayError('ORGANIZATION_NOT_FOUND', `Organization ${id} does not exist`);
 }
@@ -35,6 +49,8 @@ function organizationNotFound(id: string): GatewayError {
 export class OrganizationsService {
   private readonly logger = new Logger(OrganizationsService.name);
   private readonly cacheTtlMs: number;
+  /** The limits a new organization gets where its request names none (LIMITS_DEFAULT_*). */
+  private readonly defaultLimits: OrganizationLimits;
   /** Preferences by organization id. Dropped on PATCH/DELETE, here and, through the change feed, everywhere. */
   private readonly preferenceCache = new Map<string, { preferences: OrganizationPreferences; expiresAt: number }>();
 
@@ -45,6 +61,7 @@ export class OrganizationsService {
     config: ConfigService<Environment, true>,
   ) {
     this.cacheTtlMs = config.get('ORG_CACHE_TTL_MS', { infer: true });
+    this.defaultLimits = limitsSettings(config).organizationDefaults;
     changes.onChange((id) => (id === undefined ? this.preferenceCache.clear() : this.preferenceCache.delete(id)));
   }
 
@@ -56,7 +73,8 @@ export class OrganizationsService {
     let id: string;
     try {
       // insert(), not save(): save() would quietly update an organization whose id is taken.
-      const inserted = await this.organizations.insert({ id: dto.id, name: dto.name, llmModel, llmFallbackModel });
+      const limits = { ...this.defaultLimits, ...definedLimits(dto.limits) };
+      const inserted = await this.organizations.insert({ id: dto.id, name: dto.name, llmModel, llmFallbackModel, ...limits });
       id = inserted.identifiers[0].id as string;
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -103,6 +121,7 @@ export class OrganizationsService {
     if (dto.name !== undefined) changes.name = dto.name;
     if (dto.llmModel !== undefined) changes.llmModel = dto.llmModel;
     if (dto.llmFallbackModel !== undefined) changes.llmFallbackModel = dto.llmFallbackModel;
+    Object.assign(changes, definedLimits(dto.limits));
     if (Object.keys(changes).length > 0) {
       try {
         await this.organizations.update({ id }, changes);
@@ -140,7 +159,16 @@ export class OrganizationsService {
     try {
       organization = await this.organizations.findOne({
         where: { id },
-        select: { id: true, llmModel: true, llmFallbackModel: true },
+        select: {
+          id: true,
+          llmModel: true,
+          llmFallbackModel: true,
+          requestsPerMinute: true,
+          tokensPerMinute: true,
+          concurrentRequests: true,
+          tokenBudget: true,
+          budgetPeriod: true,
+        },
       });
     } catch (error) {
       if (cached && isDatabaseUnavailable(error)) {
@@ -154,7 +182,7 @@ export class OrganizationsService {
       throw organizationNotFound(id);
     }
 
-    const preferences = { id, llmModel: organization.llmModel, llmFallbackModel: organization.llmFallbackModel };
+    const preferences = { id, llmModel: organization.llmModel, llmFallbackModel: organization.llmFallbackModel, limits: limitsOf(organization) };
     this.preferenceCache.delete(id); // re-inserted last, so the oldest entry is the first to go
     this.preferenceCache.set(id, { preferences, expiresAt: now + this.cacheTtlMs });
     if (this.preferenceCache.size > MAX_CACHED_ORGANIZATIONS) {

@@ -3,7 +3,9 @@ import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LiteLLMClient } from '../litellm/litellm.client';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { MemoryLimitsStore } from '../limits/memory-limits.store';
 import { UsageEntry, UsageLedger } from '../usage/usage-ledger.service';
+import { UsageService } from '../usage/usage.service';
 import { ChatStreamPart, UpstreamChatStream } from '../litellm/litellm.types';
 import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationPreferences, OrganizationsService } from '../organizations/organizations.service';
@@ -53,10 +55,14 @@ function pipeline(litellm: ReturnType<typeof fakeLiteLLM>, env: Record<string, s
   const records: UsageEntry[] = [];
   const ledger = { record: (entry: UsageEntry) => records.push(entry) } as unknown as UsageLedger;
   const catalog = { metricLabel: (model: string) => model } as unknown as ModelCatalogService;
+  const limits = new MemoryLimitsStore(metrics, 600_000);
+  const usage = { tokensBetween: async () => 0 } as unknown as UsageService;
   const service = new LlmService(
     litellm as unknown as LiteLLMClient,
     organizations as unknown as OrganizationsService,
     ledger,
+    usage,
+    limits,
     catalog,
     metrics,
     config,
@@ -82,6 +88,7 @@ describe('LlmService (the pipeline)', () => {
         upstreamModel: 'provider-model-1',
         usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 },
         finishReason: 'stop',
+        rateLimitHeaders: {},
       });
     });
 

@@ -6,10 +6,16 @@ import { Environment } from '../config/environment';
 import { LiteLLMClient, UpstreamOperation } from '../litellm/litellm.client';
 import { AttemptMetering, ChatRequest, ChatStreamPart, FinishReason, TokenUsage, UpstreamChatStream } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { LimitsUnavailableError, limitsUnavailableError, refusalError } from '../limits/limits.errors';
+import { LimitsSettings, limitsSettings } from '../limits/limits.settings';
+import { LimitsStore } from '../limits/limits.store';
+import type { OrganizationLimits, Reservation } from '../limits/limits.types';
+import { rateLimitHeaders } from '../limits/rate-limit-headers';
 import { MetricsService } from '../metrics/metrics.service';
 import { OrganizationsService } from '../organizations/organizations.service';
 import { estimateInputTokens, estimatePromptTokens, estimateTextTokens, StreamedTextCounter } from '../usage/token-estimator';
 import { UsageLedger } from '../usage/usage-ledger.service';
+import { UsageService } from '../usage/usage.service';
 import { fallsBack } from './fallback-policy';
 
 /** Who is calling and through which route, for logs, the ledger and limits; and the caller's abort signal. */
@@ -25,6 +31,8 @@ export interface CallContext {
 /** Where a call goes: the model asked of LiteLLM first, and the one tried once if that fails. */
 interface Target {
   organizationId?: string;
+  /** The organization's limits, checked at admission. */
+  limits?: OrganizationLimits;
   /** The model the caller named, when it named one. */
   requestedModel?: string;
   primary: string;
@@ -37,8 +45,15 @@ interface Call {
   target: Target;
   context: CallContext;
   operation: UpstreamOperation;
-  /** The prompt's tokens, counted only for an attempt whose usage the upstream did not report. */
+  /** The prompt's tokens, counted only when needed: an estimate for the token limits, or a usage record. */
   promptTokens: () => number;
+  /** The most completion tokens the call can use: its maxTokens, or LIMITS_DEFAULT_MAX_TOKENS; 0 for embeddings. */
+  maxCompletionTokens: number;
+  /** What admission reserved, released when the call's last attempt ends with the tokens it used. */
+  reservation?: Reservation | null;
+  tokensUsed: number;
+  /** OpenAI's x-ratelimit-* headers, for every answer of a limited organization or key. */
+  rateLimitHeaders: Record<string, string>;
 }
 
 /**
@@ -62,6 +77,8 @@ export interface ChatResult {
   finishReason?: FinishReason;
   /** Organization calls: the primary model's error code, when the fallback served the call. */
   fallbackReason?: ErrorCode;
+  /** OpenAI's x-ratelimit-* headers when limits apply; empty otherwise. */
+  rateLimitHeaders: Record<string, string>;
 }
 
 /** The end of a stream, known once its reads are done. */
@@ -76,6 +93,7 @@ export interface ChatStreamSummary {
 export interface ChatStream {
   model: string;
   fallbackReason?: ErrorCode;
+  rateLimitHeaders: Record<string, string>;
   /**
    * Each upstream read's parts, in order; throws a GatewayError if the stream fails after its start. Whoever
    * takes the stream must iterate it to its end or call `return()`: that ends the upstream call.
@@ -91,6 +109,7 @@ export interface EmbeddingsResult {
   upstreamModel?: string;
   dimensions: number;
   usage: TokenUsage;
+  rateLimitHeaders: Record<string, string>;
 }
 
 /** A started attempt that the pipeline finishes: its record is written when it ends. */
@@ -113,15 +132,21 @@ export class LlmService {
   private readonly defaultChatModel: string;
   private readonly defaultEmbeddingModel: string;
   private readonly fallbackOnContentPolicy: boolean;
+  private readonly limitsSettings: LimitsSettings;
+  /** When the limits last could not be checked and the call went through unchecked: warned once a minute. */
+  private failOpenWarnedAt = 0;
 
   constructor(
     private readonly litellm: LiteLLMClient,
     private readonly organizations: OrganizationsService,
     private readonly ledger: UsageLedger,
+    private readonly usage: UsageService,
+    private readonly limits: LimitsStore,
     private readonly catalog: ModelCatalogService,
     private readonly metrics: MetricsService,
     config: ConfigService<Environment, true>,
   ) {
+    this.limitsSettings = limitsSettings(config);
     this.defaultChatModel = config.get('DEFAULT_CHAT_MODEL', { infer: true });
     this.defaultEmbeddingModel = config.get('DEFAULT_EMBEDDING_MODEL', { infer: true });
     this.fallbackOnContentPolicy = config.get('FALLBACK_ON_CONTENT_POLICY', { infer: true });
@@ -147,14 +172,26 @@ export class LlmService {
   }
 
   async generateEmbeddings(input: string[], model: string | undefined, context: CallContext): Promise<EmbeddingsResult> {
-    const call = this.call(this.plainTarget(model, this.defaultEmbeddingModel), context, 'embeddings', () => estimateInputTokens(input));
-    this.admit(call);
-    const served = await this.attempt(call, async (attemptModel) => {
-      const answer = await this.litellm.embed(attemptModel, input, context.signal);
-      return { value: answer, ended: answer };
-    });
+    const call = this.call(this.plainTarget(model, this.defaultEmbeddingModel), context, 'embeddings', () => estimateInputTokens(input), 0);
+    await this.admit(call);
+    let served;
+    try {
+      served = await this.attempt(call, async (attemptModel) => {
+        const answer = await this.litellm.embed(attemptModel, input, context.signal);
+        return { value: answer, ended: answer };
+      });
+    } finally {
+      this.settle(call);
+    }
     const { embeddings, upstreamModel, usage } = served.value;
-    return { embeddings, model: served.model, upstreamModel, dimensions: embeddings[0].length, usage: usage ?? NO_USAGE };
+    return {
+      embeddings,
+      model: served.model,
+      upstreamModel,
+      dimensions: embeddings[0].length,
+      usage: usage ?? NO_USAGE,
+      rateLimitHeaders: call.rateLimitHeaders,
+    };
   }
 
   async generateEmbedding(text: string, model: string | undefined, context: CallContext) {
@@ -164,8 +201,17 @@ export class LlmService {
 
   // --- stage 1: the target -------------------------------------------------------------------------------
 
-  private call(target: Target, context: CallContext, operation: UpstreamOperation, promptTokens: () => number): Call {
-    return { id: randomUUID(), target, context, operation, promptTokens };
+  private call(target: Target, context: CallContext, operation: UpstreamOperation, promptTokens: () => number, maxTokens?: number): Call {
+    return {
+      id: randomUUID(),
+      target,
+      context,
+      operation,
+      promptTokens,
+      maxCompletionTokens: maxTokens ?? this.limitsSettings.defaultMaxTokens,
+      tokensUsed: 0,
+      rateLimitHeaders: {},
+    };
   }
 
   private plainTarget(requestedModel: string | undefined, defaultModel: string): Target {
@@ -177,23 +223,68 @@ export class LlmService {
     const preferences = await this.organizations.getPreferences(organizationId);
     const primary = requestedModel ?? preferences.llmModel;
     const fallback = preferences.llmFallbackModel ?? undefined;
-    return { organizationId, requestedModel, primary, fallback: fallback === primary ? undefined : fallback };
+    return { organizationId, limits: preferences.limits, requestedModel, primary, fallback: fallback === primary ? undefined : fallback };
   }
 
   // --- stage 2: admission --------------------------------------------------------------------------------
 
-  /** Everything is admitted for now; rate limits and budgets will refuse here, before anything goes upstream. */
-  private admit(_call: Call): void {}
+  /**
+   * The organization's limits and the caller key's, checked and reserved in one step before anything goes
+   * upstream (one Redis round trip, or none when no limit applies). A refusal is a 429 with Retry-After.
+   * When the limits cannot be checked, LIMITS_FAIL_MODE decides: admit unchecked (open) or 503 (closed).
+   */
+  private async admit(call: Call): Promise<void> {
+    const { target, context } = call;
+    const limits = target.limits && hasLimits(target.limits) ? target.limits : undefined;
+    const keyRequestsPerMinute = context.callerKeyId ? this.limitsSettings.keyRequestsPerMinute : null;
+    if (!limits && keyRequestsPerMinute === null) return;
+    const countsTokens = limits !== undefined && (limits.tokensPerMinute !== null || limits.tokenBudget !== null);
+    let admission;
+    try {
+      admission = await this.limits.admit({
+        organization: limits && {
+          id: target.organizationId!,
+          limits,
+          loadPeriodUsage: ({ startsAt, endsAt }) => this.usage.tokensBetween(target.organizationId!, startsAt, endsAt),
+        },
+        callerKey: keyRequestsPerMinute === null ? undefined : { id: context.callerKeyId!, requestsPerMinute: keyRequestsPerMinute },
+        estimatedTokens: countsTokens ? call.promptTokens() + call.maxCompletionTokens : 0,
+      });
+    } catch (error) {
+      if (!(error instanceof LimitsUnavailableError)) throw error;
+      if (this.limitsSettings.failMode === 'closed') throw limitsUnavailableError();
+      this.metrics.limitsFailOpenAdmissions.inc();
+      if (Date.now() - this.failOpenWarnedAt > 60_000) {
+        this.failOpenWarnedAt = Date.now();
+        this.logger.warn({ msg: `Limits cannot be checked (${error.message}): calls are admitted unchecked (LIMITS_FAIL_MODE=open)`, requestId: context.requestId });
+      }
+      return;
+    }
+    call.rateLimitHeaders = rateLimitHeaders(admission.rateLimits);
+    if (!admission.admitted) throw refusalError(admission.refusal, admission.rateLimits);
+    call.reservation = admission.reservation;
+  }
+
+  /** The call's last attempt has ended: its reservation is released, reconciled with the tokens it used. */
+  private settle(call: Call): void {
+    if (call.reservation) void this.limits.finish(call.reservation, call.tokensUsed);
+    call.reservation = null;
+  }
 
   // --- stage 3: attempts under the fallback policy ------------------------------------------------------
 
   private async chat(target: Target, request: ChatRequest, context: CallContext): Promise<ChatResult> {
-    const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages));
-    this.admit(call);
-    const served = await this.attempt(call, async (model) => {
-      const answer = await this.litellm.chat({ ...request, model }, context.signal);
-      return { value: answer, ended: answer, output: { tokens: () => estimateTextTokens(answer.content) } };
-    });
+    const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages), request.maxTokens);
+    await this.admit(call);
+    let served;
+    try {
+      served = await this.attempt(call, async (model) => {
+        const answer = await this.litellm.chat({ ...request, model }, context.signal);
+        return { value: answer, ended: answer, output: { tokens: () => estimateTextTokens(answer.content) } };
+      });
+    } finally {
+      this.settle(call);
+    }
     const { content, upstreamModel, usage, finishReason } = served.value;
     return {
       content,
@@ -202,26 +293,35 @@ export class LlmService {
       usage: usage ?? NO_USAGE,
       finishReason,
       ...(served.fallbackReason && { fallbackReason: served.fallbackReason }),
+      rateLimitHeaders: call.rateLimitHeaders,
     };
   }
 
   private async stream(target: Target, request: ChatRequest, context: CallContext): Promise<ChatStream> {
-    const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages));
-    this.admit(call);
-    const served = await this.attempt(call, async (model, finish) => {
-      const upstream = await this.litellm.streamChat({ ...request, model }, context.signal);
-      const reads = upstream.reads();
-      let first: IteratorResult<ChatStreamPart[], void>;
-      try {
-        first = await reads.next();
-      } catch (error) {
-        finish(upstream.metering, error);
-        throw error;
-      }
-      // From here the stream is the caller's: its record is written when it ends, however it ends.
-      return { value: new RelayedStream(model, upstream, reads, first, finish, context.signal) };
-    });
-    return { model: served.model, fallbackReason: served.fallbackReason, reads: served.value, summary: () => served.value.summary() };
+    const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages), request.maxTokens);
+    await this.admit(call);
+    let served;
+    try {
+      served = await this.attempt(call, async (model, finish) => {
+        const upstream = await this.litellm.streamChat({ ...request, model }, context.signal);
+        const reads = upstream.reads();
+        let first: IteratorResult<ChatStreamPart[], void>;
+        try {
+          first = await reads.next();
+        } catch (error) {
+          finish(upstream.metering, error);
+          throw error;
+        }
+        // From here the stream is the caller's: its record is written when it ends, however it ends.
+        return { value: new RelayedStream(model, upstream, reads, first, finish, context.signal) };
+      });
+    } catch (error) {
+      this.settle(call);
+      throw error;
+    }
+    const stream = served.value;
+    stream.onEnded(() => this.settle(call));
+    return { model: served.model, fallbackReason: served.fallbackReason, rateLimitHeaders: call.rateLimitHeaders, reads: stream, summary: () => stream.summary() };
   }
 
   /**
@@ -345,6 +445,7 @@ export class LlmService {
       durationMs: Math.round(attempt.durationMs),
     });
     if (usage) {
+      call.tokensUsed += usage.totalTokens;
       const labels = { model: this.catalog.metricLabel(attempt.model), route: context.route };
       this.metrics.tokens.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
       this.metrics.tokens.inc({ ...labels, type: 'completion' }, usage.completionTokens);
@@ -361,6 +462,10 @@ function ledgerOutcome(error: unknown): string {
   if (outcome === 'REQUEST_ABORTED') return 'aborted_by_caller';
   if (outcome === 'UPSTREAM_STREAM_TRUNCATED') return 'truncated';
   return outcome;
+}
+
+function hasLimits(limits: OrganizationLimits): boolean {
+  return limits.requestsPerMinute !== null || limits.tokensPerMinute !== null || limits.concurrentRequests !== null || limits.tokenBudget !== null;
 }
 
 /** How an attempt ended: `ok`, its code, or INTERNAL_ERROR for a bug (thrown on as it is, for the filter to log). */
@@ -380,6 +485,7 @@ const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: unde
 class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
   private pending: ChatStreamPart[] | undefined;
   private ended = false;
+  private endedListener: (() => void) | undefined;
   /** The content relayed so far: its tokens are counted if the upstream reports none (a caller who left, a cut). */
   private readonly output = new StreamedTextCounter();
 
@@ -439,9 +545,16 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
     return { done: false, value: parts };
   }
 
+  /** Called once the stream has ended and its attempt is recorded (at once, if it already has). */
+  onEnded(listener: () => void): void {
+    if (this.ended) listener();
+    else this.endedListener = listener;
+  }
+
   private end(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
     this.finish(this.upstream.metering, error, this.output);
+    this.endedListener?.();
   }
 }

@@ -87,6 +87,17 @@ export class UsageService {
     return { totals: figures(totals[0]), groups: groups.map((row) => ({ key: String(row.key), ...figures(row) })) };
   }
 
+  /** The tokens an organization's attempts used in [from, to): what a budget period has consumed. */
+  async tokensBetween(organizationId: string, from: Date, to: Date): Promise<number> {
+    const [rows] = await this.query<{ tokens: string }>([
+      [
+        'SELECT coalesce(sum(total_tokens), 0)::bigint AS tokens FROM usage_records WHERE organization_id = $1 AND started_at >= $2 AND started_at < $3',
+        [organizationId, from, to],
+      ],
+    ]);
+    return Number(rows[0].tokens);
+  }
+
   /** Raw records, newest first; the cursor is the position after the last one returned. */
   async records(filter: UsageFilter, limit: number, cursor?: string): Promise<RecordsPage> {
     const query = this.dataSource

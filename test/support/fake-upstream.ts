@@ -64,6 +64,11 @@ function splitInThree(text: string): string[] {
 
 export class FakeUpstream {
   readonly received: ReceivedRequest[] = [];
+  /** Model calls being answered right now, and the most there have been at once since the last reset(). */
+  inFlight = 0;
+  maxInFlight = 0;
+  /** When set, every chat answer reports this usage instead of counting words. */
+  usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   private readonly scripted: ScriptedResponse[] = [];
   private readonly server: Server;
 
@@ -93,6 +98,8 @@ export class FakeUpstream {
   reset(): void {
     this.received.length = 0;
     this.scripted.length = 0;
+    this.maxInFlight = this.inFlight;
+    this.usage = undefined;
   }
 
   requestsTo(pathSuffix: string): ReceivedRequest[] {
@@ -117,6 +124,12 @@ export class FakeUpstream {
       connectionClosed: false,
     };
     this.received.push(record);
+    const modelCall = !record.path.endsWith('/models');
+    if (modelCall) {
+      this.inFlight += 1;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      response.once('close', () => (this.inFlight -= 1));
+    }
     // 'finish' means the whole answer reached the operating system; a close before it is the client leaving.
     let finished = false;
     response.once('finish', () => (finished = true));
@@ -156,7 +169,7 @@ export class FakeUpstream {
 
   private async chat(body: any, script: ScriptedResponse, response: ServerResponse): Promise<void> {
     const content = fakeChatReply(body.messages);
-    const usage = {
+    const usage = this.usage ?? {
       prompt_tokens: body.messages.reduce((sum: number, m: { content: string }) => sum + countTokens(m.content), 0),
       completion_tokens: countTokens(content),
     };

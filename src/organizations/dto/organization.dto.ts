@@ -1,12 +1,78 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
+import { BUDGET_PERIODS, BudgetPeriod } from '../../config/environment';
 import { IsModelName } from '../../common/model-name';
 import { IsOptionalNotNull } from '../../common/validation';
 import { Organization } from '../organization.entity';
 
 // As in the chat DTOs: the type check sits closest to the property, because the pipe stops at the
 // first failed constraint and class-validator runs them bottom-up.
+
+/** A limit's value is validated unless it is null (unlimited) or absent (the default, or unchanged). */
+const IfGiven = () => ValidateIf((_object, value) => value !== null && value !== undefined);
+
+/**
+ * An organization's limits; every one optional, null meaning unlimited. On create, an absent one takes the
+ * LIMITS_DEFAULT_* configuration; on update, an absent one stays as it is.
+ */
+export class OrganizationLimitsDto {
+  /** Calls per minute (a fixed UTC minute), across every gateway replica. */
+  @ApiProperty({ required: false, nullable: true, type: 'integer', minimum: 1, maximum: 1_000_000, example: 600 })
+  @IfGiven()
+  @Max(1_000_000)
+  @Min(1)
+  @IsInt()
+  requestsPerMinute?: number | null;
+
+  /** Prompt and completion tokens per minute; each call reserves its estimate (prompt + maxTokens) at admission. */
+  @ApiProperty({ required: false, nullable: true, type: 'integer', minimum: 1, maximum: 1_000_000_000, example: 200_000 })
+  @IfGiven()
+  @Max(1_000_000_000)
+  @Min(1)
+  @IsInt()
+  tokensPerMinute?: number | null;
+
+  /** Calls in flight at once (streams hold theirs until they end). */
+  @ApiProperty({ required: false, nullable: true, type: 'integer', minimum: 1, maximum: 100_000, example: 20 })
+  @IfGiven()
+  @Max(100_000)
+  @Min(1)
+  @IsInt()
+  concurrentRequests?: number | null;
+
+  /** Tokens per budget period, prompt and completion together. */
+  @ApiProperty({ required: false, nullable: true, type: 'integer', minimum: 1, maximum: 1_000_000_000_000, example: 50_000_000 })
+  @IfGiven()
+  @Max(1_000_000_000_000)
+  @Min(1)
+  @IsInt()
+  tokenBudget?: number | null;
+
+  /** The budget's period, in UTC. */
+  @ApiProperty({ required: false, enum: BUDGET_PERIODS, example: 'month' })
+  @IsOptionalNotNull()
+  @IsIn(BUDGET_PERIODS)
+  budgetPeriod?: BudgetPeriod;
+}
+
+/** Every limit, as stored: null is unlimited. */
+export class OrganizationLimitsViewDto {
+  @ApiProperty({ nullable: true, type: 'integer', example: 600 })
+  requestsPerMinute!: number | null;
+
+  @ApiProperty({ nullable: true, type: 'integer', example: 200_000 })
+  tokensPerMinute!: number | null;
+
+  @ApiProperty({ nullable: true, type: 'integer', example: 20 })
+  concurrentRequests!: number | null;
+
+  @ApiProperty({ nullable: true, type: 'integer', example: 50_000_000 })
+  tokenBudget!: number | null;
+
+  @ApiProperty({ enum: BUDGET_PERIODS, example: 'month' })
+  budgetPeriod!: BudgetPeriod;
+}
 
 export class CreateOrganizationDto {
   /** Your own id for the organization, if you have one; generated otherwise. */
@@ -34,6 +100,13 @@ export class CreateOrganizationDto {
   @IsModelName()
   @IsString()
   llmFallbackModel?: string | null;
+
+  /** Rate limits and a token budget; see OrganizationLimitsDto. */
+  @IsOptionalNotNull()
+  @ValidateNested()
+  @Type(() => OrganizationLimitsDto)
+  @IsObject()
+  limits?: OrganizationLimitsDto;
 }
 
 export class UpdateOrganizationDto {
@@ -57,6 +130,13 @@ export class UpdateOrganizationDto {
   @IsModelName()
   @IsString()
   llmFallbackModel?: string | null;
+
+  /** Rate limits and a token budget; see OrganizationLimitsDto. */
+  @IsOptionalNotNull()
+  @ValidateNested()
+  @Type(() => OrganizationLimitsDto)
+  @IsObject()
+  limits?: OrganizationLimitsDto;
 }
 
 export const MAX_PAGE_SIZE = 100;
@@ -92,13 +172,17 @@ export class OrganizationDto {
   @ApiProperty({ nullable: true, type: String, example: 'claude-3-5-sonnet' })
   llmFallbackModel!: string | null;
 
+  limits!: OrganizationLimitsViewDto;
+
   createdAt!: Date;
 
   updatedAt!: Date;
 
   static from(organization: Organization): OrganizationDto {
     const { id, name, llmModel, llmFallbackModel, createdAt, updatedAt } = organization;
-    return { id, name, llmModel, llmFallbackModel, createdAt, updatedAt };
+    const { requestsPerMinute, tokensPerMinute, concurrentRequests, tokenBudget, budgetPeriod } = organization;
+    const limits = { requestsPerMinute, tokensPerMinute, concurrentRequests, tokenBudget, budgetPeriod };
+    return { id, name, llmModel, llmFallbackModel, limits, createdAt, updatedAt };
   }
 }
 
