@@ -286,6 +286,14 @@ describe('LLM routes (gateway → fake upstream)', () => {
       });
     });
 
+    it('passes dimensions on, for the models that shorten their vectors', async () => {
+      const response = await postJson(`${gateway.url}/v1/embeddings`, { input: 'short', dimensions: 8 });
+
+      expect(response.status).toBe(200);
+      expect(await readJson(response)).toMatchObject({ embedding: fakeEmbedding('short', 8), dimensions: 8 });
+      expect(upstream.requestsTo('/embeddings')[0].body).toMatchObject({ dimensions: 8 });
+    });
+
     it('embeds a batch in order', async () => {
       const input = ['alpha', 'beta', 'gamma'];
       const response = await postJson(`${gateway.url}/v1/embeddings`, { input, model: 'text-embedding-3-small' });
@@ -296,7 +304,7 @@ describe('LLM routes (gateway → fake upstream)', () => {
       expect(body.dimensions).toBe(1536);
     });
 
-    it.each([[{}], [{ input: '' }], [{ input: [] }], [{ input: ['ok', 3] }], [{ input: Array(257).fill('x') }], [{ input: 'x', dimensions: 8 }]])(
+    it.each([[{}], [{ input: '' }], [{ input: [] }], [{ input: ['ok', 3] }], [{ input: Array(257).fill('x') }], [{ input: 'x', dimensions: 0 }], [{ input: 'x', dimensions: 8.5 }]])(
       'rejects %j with 400, sending nothing upstream',
       async (body) => {
         const response = await postJson(`${gateway.url}/v1/embeddings`, body);

@@ -2,13 +2,13 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { describeError, INTERNAL_ERROR } from '../common/errors/all-exceptions.filter';
+import { DescribedError, describeError, INTERNAL_ERROR, openAiErrorBody } from '../common/errors/all-exceptions.filter';
 import { errorResponse } from '../common/errors/error-response';
 import { GatewayError } from '../common/errors/gateway-error';
 import { isModelName, MODEL_HEADER } from '../common/model-name';
 import { Environment } from '../config/environment';
 import { ShutdownService } from '../lifecycle/shutdown.service';
-import type { ChatStreamPart } from '../litellm/litellm.types';
+import type { ChatStreamPart, ToolCallDelta } from '../litellm/litellm.types';
 import type { ChatStream, ChatStreamSummary } from '../routing/llm.service';
 
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
@@ -30,22 +30,80 @@ export function servedByHeaders(model: string, fallbackReason?: string): Record<
   return headers;
 }
 
-/** How a stream's parts and its end are written: the native format here; the OpenAI-compatible one beside it. */
+/** How a stream's parts, its end and a failure after its start are written: the native format, or OpenAI's. */
 export interface StreamFormat {
   parts(parts: ChatStreamPart[]): string;
   end(summary: ChatStreamSummary): string;
+  error(described: DescribedError, requestId: string): string;
 }
 
-/** `data: {"content"}` per delta; then `data: {"model", "upstreamModel", "usage", "finishReason", ...}` and `data: [DONE]`. */
+/**
+ * `data: {"content"}` per text delta and `data: {"toolCalls": [...]}` per tool-call delta, as they arrive; then
+ * `data: {"model", "upstreamModel", "usage", "finishReason", ...}` and `data: [DONE]`.
+ */
 export function nativeStreamFormat(extra: Record<string, unknown> = {}): StreamFormat {
   return {
     parts(parts) {
       let text = '';
-      for (const part of parts) if (part.content !== undefined) text += `data: ${JSON.stringify({ content: part.content })}\n\n`;
+      for (const part of parts) {
+        if (part.content !== undefined) text += `data: ${JSON.stringify({ content: part.content })}\n\n`;
+        if (part.toolCalls !== undefined) text += `data: ${JSON.stringify({ toolCalls: part.toolCalls })}\n\n`;
+      }
       return text;
     },
     end({ model, upstreamModel, usage, finishReason }) {
       return `data: ${JSON.stringify({ model, upstreamModel, usage, finishReason, ...extra })}\n\ndata: [DONE]\n\n`;
+    },
+    error(described, requestId) {
+      const body = errorResponse(described.statusCode, described.code, described.message, requestId);
+      return `event: error\ndata: ${JSON.stringify(body)}\n\n`;
+    },
+  };
+}
+
+/** A streamed tool call's piece in OpenAI's keys (they are the gateway's own already). */
+function openAiToolCallDeltas(deltas: ToolCallDelta[]): object[] {
+  return deltas.map(({ index, id, type, function: fn }) => ({ index, ...(id !== undefined && { id }), ...(type && { type }), ...(fn && { function: fn }) }));
+}
+
+/**
+ * OpenAI's chunks (`chat.completion.chunk`): the role in the first, a delta per part, the finish reason, then, when
+ * the caller asked for it (`stream_options.include_usage`), a chunk with no choices and the usage; `[DONE]`.
+ * A failure after the start is `data: {"error": {...}}`, which OpenAI's SDKs raise as an APIError.
+ */
+export function openAiStreamFormat(stream: { id: string; model: string }, includeUsage: boolean): StreamFormat {
+  const created = Math.floor(Date.now() / 1000);
+  const head = `{"id":${JSON.stringify(stream.id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(stream.model)},"choices":[`;
+  const chunk = (delta: object, finishReason: string | null) => `data: ${head}${JSON.stringify({ index: 0, delta, finish_reason: finishReason })}]}\n\n`;
+  let roleSent = false;
+  let finishSent = false;
+  const delta = (fields: Record<string, unknown>) => {
+    if (roleSent) return fields;
+    roleSent = true;
+    return { role: 'assistant', ...fields };
+  };
+  return {
+    parts(parts) {
+      let text = '';
+      for (const part of parts) {
+        const fields: Record<string, unknown> = {};
+        if (part.content !== undefined) fields.content = part.content;
+        if (part.toolCalls !== undefined) fields.tool_calls = openAiToolCallDeltas(part.toolCalls);
+        if (part.finishReason) finishSent = true;
+        text += chunk(delta(fields), part.finishReason ?? null);
+      }
+      return text;
+    },
+    end({ usage, finishReason }) {
+      let text = finishSent ? '' : chunk(delta({}), finishReason ?? 'stop');
+      if (includeUsage) {
+        const totals = { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens };
+        text += `data: ${head}],"usage":${JSON.stringify(totals)}}\n\n`;
+      }
+      return `${text}data: [DONE]\n\n`;
+    },
+    error(described) {
+      return `data: ${JSON.stringify(openAiErrorBody(described))}\n\n`;
     },
   };
 }
@@ -93,8 +151,7 @@ export class ChatResponder {
       const described = describeError(error);
       if (described.code === 'REQUEST_ABORTED' || described.code === 'STREAM_WRITE_TIMEOUT' || response.destroyed) return;
       if (described === INTERNAL_ERROR) this.logger.error('Chat stream failed', error instanceof Error ? error.stack : String(error));
-      const body = errorResponse(described.statusCode, described.code, described.message, String(reply.request.id));
-      response.write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
+      response.write(format.error(described, String(reply.request.id)));
     } finally {
       untrack();
       await stream.reads.return?.();

@@ -19,12 +19,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { ErrorResponseDto } from '../common/errors/error-response';
 import { parseUuid } from '../common/validation';
-import type { ChatRequest } from '../litellm/litellm.types';
+import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
 import { MODEL_HEADER } from '../common/model-name';
 import { abortOnClientDisconnect, ChatResponder, FALLBACK_REASON_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
 import { ChatRequestDto } from './dto/chat-request.dto';
+import { checkConversation } from './dto/chat-shapes';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
 import {
   ChatCompletionResultDto,
@@ -34,13 +35,34 @@ import {
   OrgChatCompletionResultDto,
 } from './dto/llm-responses.dto';
 
-/** null in an optional field means "not given"; it is never sent upstream. */
+/** null in an optional field means "not given"; nothing else than the validated fields goes upstream. */
 function toChatRequest(body: ChatRequestDto): ChatRequest {
+  const messages: ChatMessage[] = body.messages.map(({ role, content, toolCalls, toolCallId }) => ({
+    role,
+    content: content ?? null,
+    ...(toolCalls && { toolCalls: toolCalls.map(({ id, function: { name, arguments: args } }) => ({ id, type: 'function' as const, function: { name, arguments: args } })) }),
+    ...(toolCallId !== undefined && toolCallId !== null && { toolCallId }),
+  }));
+  const tools = body.tools ?? undefined;
+  checkConversation(messages, tools, body.toolChoice ?? undefined, { toolCalls: 'toolCalls', toolCallId: 'toolCallId', toolChoice: 'toolChoice' });
+  const format = body.responseFormat ?? undefined;
   return {
-    messages: body.messages,
+    messages,
     model: body.model ?? undefined,
     temperature: body.temperature ?? undefined,
     maxTokens: body.maxTokens ?? undefined,
+    tools: tools?.map(({ function: { name, description, parameters, strict } }) => ({
+      type: 'function' as const,
+      function: { name, description: description ?? undefined, parameters: parameters ?? undefined, strict: strict ?? undefined },
+    })),
+    toolChoice: body.toolChoice ?? undefined,
+    parallelToolCalls: body.parallelToolCalls ?? undefined,
+    responseFormat: format && (format.type === 'json_schema' ? { type: 'json_schema', jsonSchema: { ...format.jsonSchema! } } : { type: format.type }),
+    stop: body.stop ?? undefined,
+    topP: body.topP ?? undefined,
+    seed: body.seed ?? undefined,
+    presencePenalty: body.presencePenalty ?? undefined,
+    frequencyPenalty: body.frequencyPenalty ?? undefined,
   };
 }
 
@@ -54,8 +76,8 @@ function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext
 }
 
 function chatBody(result: ChatResult, organization: boolean): ChatCompletionResultDto | OrgChatCompletionResultDto {
-  const { content, model, upstreamModel, usage, finishReason, fallbackReason } = result;
-  const body = { content, model, upstreamModel, usage, finishReason };
+  const { content, toolCalls, model, upstreamModel, usage, finishReason, fallbackReason } = result;
+  const body = { content, ...(toolCalls && { toolCalls }), model, upstreamModel, usage, finishReason };
   return organization ? { ...body, fallbackUsed: fallbackReason !== undefined, fallbackReason } : body;
 }
 
@@ -134,11 +156,11 @@ export class LlmController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<EmbeddingResultDto | EmbeddingBatchResultDto> {
     const context = callContext(request, abortOnClientDisconnect(reply).signal);
-    const model = body.model ?? undefined;
+    const options = { model: body.model ?? undefined, dimensions: body.dimensions ?? undefined };
     const result = Array.isArray(body.input)
-      ? await this.llm.generateEmbeddings(body.input, model, context)
-      : await this.llm.generateEmbedding(body.input, model, context);
-    const { rateLimitHeaders, ...answer } = result;
+      ? await this.llm.generateEmbeddings({ ...options, input: body.input }, context)
+      : await this.llm.generateEmbedding(body.input, options, context);
+    const { rateLimitHeaders, callId: _callId, ...answer } = result;
     void reply.headers({ ...rateLimitHeaders, ...servedByHeaders(answer.model) });
     return answer;
   }

@@ -7,8 +7,8 @@ import { bearerToken, CallerIdentity, CallerKeys } from './caller-keys';
 
 export type AuthenticatedRequest = FastifyRequest & { caller?: CallerIdentity };
 
-/** Every route under this prefix needs a key; the routes outside it (health, metrics, docs) are @Public(). */
-export const API_ROUTE_PREFIX = '/v1/';
+/** Every route under these prefixes needs a key; the routes outside them (health, metrics, docs) are @Public(). */
+export const API_ROUTE_PREFIXES = ['/v1/', '/openai/v1/'];
 
 function unauthorized(): GatewayError {
   return new GatewayError('UNAUTHORIZED', 'A valid API key is required: Authorization: Bearer <key>', { 'www-authenticate': 'Bearer' });
@@ -22,7 +22,8 @@ function unauthorized(): GatewayError {
 export function checkCallerKeysEarly(fastify: FastifyInstance, keys: CallerKeys): void {
   if (!keys.enabled) return;
   fastify.addHook('onRequest', async (request: AuthenticatedRequest) => {
-    if (!request.routeOptions.url?.startsWith(API_ROUTE_PREFIX)) return;
+    const route = request.routeOptions.url;
+    if (!route || !API_ROUTE_PREFIXES.some((prefix) => route.startsWith(prefix))) return;
     const caller = keys.identify(bearerToken(request.headers.authorization));
     if (!caller) throw unauthorized();
     request.caller = caller;

@@ -14,7 +14,10 @@ function flatten(errors: ValidationError[], parentPath = ''): string[] {
 }
 
 export function validationExceptionFactory(errors: ValidationError[]): GatewayError {
-  return new GatewayError('VALIDATION_FAILED', flatten(errors).join('; '));
+  const messages = flatten(errors);
+  // The first field at fault, as a path: what OpenAI's error envelope calls `param`.
+  const param = messages[0]?.match(/^[\w.]+/)?.[0];
+  return new GatewayError('VALIDATION_FAILED', messages.join('; '), undefined, param);
 }
 
 /** For `:id` route parameters: a clear 400 in the usual shape for anything that is not a UUID. */

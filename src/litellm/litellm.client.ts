@@ -6,7 +6,7 @@ import { Environment } from '../config/environment';
 import { MetricsService } from '../metrics/metrics.service';
 import { LlmClientProvider } from './llm-client.provider';
 import { classifyUpstreamFailure, toUpstreamError, UpstreamErrorBody } from './litellm.errors';
-import { ChatAnswer, ChatMessage, ChatRequest, ChatStreamPart, EmbeddingsAnswer, UpstreamChatStream } from './litellm.types';
+import { ChatAnswer, ChatMessage, ChatRequest, ChatStreamPart, ContentPart, EmbeddingsAnswer, EmbeddingsRequest, ResponseFormat, UpstreamChatStream } from './litellm.types';
 import { ModelCatalogService } from './model-catalog.service';
 import { ServerSentEvent, SseDecoder } from './sse-decoder';
 import { invalidResponse, readChatChunk, readChatCompletion, readEmbeddings, StreamState } from './upstream-answers';
@@ -20,16 +20,66 @@ export type ResolvedChatRequest = ChatRequest & { model: string };
 export type UpstreamOperation = 'chat' | 'chat_stream' | 'embeddings';
 
 /** Built field by field: nothing the caller sent beyond what the gateway validated goes upstream. */
-function toUpstreamMessages(messages: ChatMessage[]): OpenAI.ChatCompletionMessageParam[] {
-  return messages.map(({ role, content }) => ({ role, content }));
+function toUpstreamContent(content: string | ContentPart[]): string | OpenAI.ChatCompletionContentPart[] {
+  if (typeof content === 'string') return content;
+  return content.map((part) =>
+    part.type === 'text'
+      ? { type: 'text', text: part.text }
+      : { type: 'image_url', image_url: { url: part.imageUrl.url, ...(part.imageUrl.detail && { detail: part.imageUrl.detail }) } },
+  );
+}
+
+function toUpstreamMessage(message: ChatMessage): OpenAI.ChatCompletionMessageParam {
+  const content = message.content;
+  switch (message.role) {
+    case 'system':
+      return { role: 'system', content: typeof content === 'string' ? content : textOf(content) };
+    case 'user':
+      return { role: 'user', content: toUpstreamContent(content ?? '') };
+    case 'tool':
+      return { role: 'tool', tool_call_id: message.toolCallId!, content: typeof content === 'string' ? content : textOf(content) };
+    case 'assistant': {
+      const toolCalls = message.toolCalls?.map(({ id, function: { name, arguments: args } }) => ({ id, type: 'function' as const, function: { name, arguments: args } }));
+      const text = typeof content === 'string' ? content : content === null ? null : textOf(content);
+      // With tool calls, empty text is sent as null: LiteLLM fills an empty text with a placeholder sentence of
+      // its own for Anthropic models (which then reads it as part of the conversation).
+      return { role: 'assistant', content: toolCalls && !text ? null : text, ...(toolCalls && { tool_calls: toolCalls }) };
+    }
+  }
+}
+
+/** System, tool and assistant messages take text only: their parts' text, joined. */
+function textOf(parts: ContentPart[] | null): string {
+  return (parts ?? []).map((part) => (part.type === 'text' ? part.text : '')).join('');
+}
+
+function toUpstreamResponseFormat(format: ResponseFormat): OpenAI.ChatCompletionCreateParams['response_format'] {
+  if (format.type !== 'json_schema') return { type: format.type };
+  const { name, description, schema, strict } = format.jsonSchema;
+  return { type: 'json_schema', json_schema: { name, ...(description && { description }), ...(schema && { schema }), ...(strict !== undefined && { strict }) } };
 }
 
 function toUpstreamChat(request: ResolvedChatRequest): OpenAI.ChatCompletionCreateParamsNonStreaming {
+  const { tools, toolChoice, responseFormat } = request;
   return {
     model: request.model,
-    messages: toUpstreamMessages(request.messages),
+    messages: request.messages.map(toUpstreamMessage),
     temperature: request.temperature,
     max_tokens: request.maxTokens,
+    top_p: request.topP,
+    seed: request.seed,
+    presence_penalty: request.presencePenalty,
+    frequency_penalty: request.frequencyPenalty,
+    stop: request.stop,
+    parallel_tool_calls: request.parallelToolCalls,
+    ...(tools && {
+      tools: tools.map(({ function: { name, description, parameters, strict } }) => ({
+        type: 'function' as const,
+        function: { name, ...(description !== undefined && { description }), ...(parameters && { parameters }), ...(strict !== undefined && { strict }) },
+      })),
+    }),
+    ...(toolChoice && { tool_choice: typeof toolChoice === 'string' ? toolChoice : { type: 'function' as const, function: { name: toolChoice.function.name } } }),
+    ...(responseFormat && { response_format: toUpstreamResponseFormat(responseFormat) }),
   };
 }
 
@@ -113,6 +163,7 @@ export class LiteLLMClient {
         .create(toUpstreamChat(request), { signal: attempt.signal })
         .withResponse();
       const answer = readChatCompletion(data);
+      if (request.responseFormat && request.responseFormat.type !== 'text') checkJsonAnswer(answer.content);
       const upstream = response as unknown as UpstreamResponse;
       this.record('chat', request.model, startedAt, 'success');
       return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
@@ -239,18 +290,18 @@ export class LiteLLMClient {
     }
   }
 
-  async embed(model: string, input: string[], signal?: AbortSignal): Promise<EmbeddingsAnswer> {
+  async embed({ model, input, dimensions }: EmbeddingsRequest, signal?: AbortSignal): Promise<EmbeddingsAnswer> {
     const startedAt = performance.now();
     const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
     try {
       const { data, response } = await this.client.embeddings
         .create(
           // The SDK's default base64 path costs CPU and garbles LiteLLM's mock vectors.
-          { model, input: input.map(normalizeEmbeddingInput), encoding_format: 'float' },
+          { model, input: input.map(normalizeEmbeddingInput), encoding_format: 'float', ...(dimensions !== undefined && { dimensions }) },
           { signal: attempt.signal },
         )
         .withResponse();
-      const answer = readEmbeddings(data, input.length);
+      const answer = readEmbeddings(data, input.length, dimensions);
       const upstream = response as unknown as UpstreamResponse;
       this.record('embeddings', model, startedAt, 'success');
       return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
@@ -269,6 +320,19 @@ export class LiteLLMClient {
 
   private record(operation: UpstreamOperation, model: string, startedAt: number, outcome: string): void {
     this.metrics.recordUpstreamCall(operation, this.catalog.metricLabel(model), startedAt, outcome);
+  }
+}
+
+/**
+ * A call that asked for JSON (json_object or json_schema) gets JSON or a 502: LiteLLM does not pass json_object
+ * on to every provider (Anthropic gets nothing), and a caller that parses the answer must not get prose.
+ */
+function checkJsonAnswer(content: string | null): void {
+  if (content === null) return; // only tool calls, or a refusal: nothing to parse
+  try {
+    JSON.parse(content);
+  } catch {
+    throw invalidResponse('the call asked for JSON (responseFormat) and the model answered with text that is not JSON');
   }
 }
 

@@ -1,12 +1,41 @@
 /** The gateway's own words for calls to LiteLLM: what the pipeline asks for and what comes back, validated. */
 
-export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
+export const CHAT_ROLES = ['system', 'user', 'assistant', 'tool'] as const;
 export type ChatRole = (typeof CHAT_ROLES)[number];
+
+export const IMAGE_DETAILS = ['auto', 'low', 'high'] as const;
+export type ImageDetail = (typeof IMAGE_DETAILS)[number];
+
+export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; imageUrl: { url: string; detail?: ImageDetail } };
+
+/** A call of a function the model asked for; `arguments` is JSON text, as the model wrote it. */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
 
 export interface ChatMessage {
   role: ChatRole;
-  content: string;
+  /** Text, or parts (text and images); null only for an assistant message that carries tool calls. */
+  content: string | ContentPart[] | null;
+  /** Assistant messages: the tools the model called. */
+  toolCalls?: ToolCall[];
+  /** Tool messages: the call this is the result of. */
+  toolCallId?: string;
 }
+
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean };
+}
+
+export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; jsonSchema: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean } };
 
 /** A chat call as the pipeline hands it to LiteLLM: every field already validated. */
 export interface ChatRequest {
@@ -15,6 +44,23 @@ export interface ChatRequest {
   model?: string;
   temperature?: number;
   maxTokens?: number;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  parallelToolCalls?: boolean;
+  responseFormat?: ResponseFormat;
+  stop?: string | string[];
+  topP?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+}
+
+/** One piece of a streamed tool call: the first of a call carries its id and name, the next ones more arguments. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
 }
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter'] as const;
@@ -43,13 +89,16 @@ export interface AttemptMetering {
 }
 
 export interface ChatAnswer extends AttemptMetering {
-  content: string;
+  /** null when the model only called tools, or refused. */
+  content: string | null;
+  toolCalls?: ToolCall[];
   finishReason?: FinishReason;
 }
 
 /** One piece of a streamed answer, as it arrived. */
 export interface ChatStreamPart {
   content?: string;
+  toolCalls?: ToolCallDelta[];
   finishReason?: FinishReason;
 }
 
@@ -62,6 +111,13 @@ export interface ChatStreamPart {
 export interface UpstreamChatStream {
   metering: AttemptMetering;
   reads(): AsyncGenerator<ChatStreamPart[], void, undefined>;
+}
+
+export interface EmbeddingsRequest {
+  model: string;
+  input: string[];
+  /** Shorter vectors, for the models that can (text-embedding-3). */
+  dimensions?: number;
 }
 
 export interface EmbeddingsAnswer extends AttemptMetering {

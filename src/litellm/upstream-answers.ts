@@ -1,5 +1,5 @@
 import { GatewayError } from '../common/errors/gateway-error';
-import { ChatAnswer, ChatStreamPart, EmbeddingsAnswer, FINISH_REASONS, FinishReason, TokenUsage } from './litellm.types';
+import { ChatAnswer, ChatStreamPart, EmbeddingsAnswer, FINISH_REASONS, FinishReason, TokenUsage, ToolCall, ToolCallDelta } from './litellm.types';
 
 /**
  * LiteLLM's answers are checked before anything is built from them: a 200 that is not an answer (no choices,
@@ -53,7 +53,21 @@ function readModel(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
-/** A plain chat completion: at least one choice with a message whose content is text (or null). */
+/** A plain answer's tool calls, built field by field (LiteLLM adds an `index` of its own there, which is dropped). */
+function readToolCalls(value: unknown): ToolCall[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw invalidResponse('tool calls that are not a list');
+  if (value.length === 0) return undefined;
+  return value.map((call: unknown) => {
+    if (!isObject(call) || typeof call.id !== 'string' || !isObject(call.function) || typeof call.function.name !== 'string') {
+      throw invalidResponse('a tool call without an id or a function name');
+    }
+    const args = call.function.arguments;
+    return { id: call.id, type: 'function', function: { name: call.function.name, arguments: typeof args === 'string' ? args : '' } };
+  });
+}
+
+/** A plain chat completion: at least one choice with a message whose content is text, or null beside tool calls. */
 export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costUsd' | 'timeToFirstByteMs'> {
   if (!isObject(completion)) throw invalidResponse('not a JSON object');
   const choices = completion.choices;
@@ -62,13 +76,36 @@ export function readChatCompletion(completion: unknown): Omit<ChatAnswer, 'costU
   if (!isObject(choice) || !isObject(choice.message)) throw invalidResponse('a choice without a message');
   const content = choice.message.content;
   if (content !== null && content !== undefined && typeof content !== 'string') throw invalidResponse('message content that is not text');
+  const toolCalls = readToolCalls(choice.message.tool_calls);
+  const finishReason = readFinishReason(choice.finish_reason);
   return {
-    content: content ?? '',
-    finishReason: readFinishReason(choice.finish_reason),
+    // No text at all is null when the model called tools or refused (content_filter); else an empty answer.
+    content: content ?? (toolCalls || finishReason === 'content_filter' ? null : ''),
+    ...(toolCalls && { toolCalls }),
+    finishReason,
     upstreamModel: readModel(completion.model),
     usage: readUsage(completion.usage),
     cachedPromptTokens: readUsageDetails(completion.usage).cachedPromptTokens,
   };
+}
+
+/** A streamed tool call's piece; `index` says which call it belongs to. */
+function readToolCallDeltas(value: unknown): ToolCallDelta[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw invalidResponse('stream tool calls that are not a list');
+  const deltas: ToolCallDelta[] = [];
+  for (const item of value as unknown[]) {
+    if (!isObject(item) || !isCount(item.index)) throw invalidResponse('a streamed tool call without an index');
+    const delta: ToolCallDelta = { index: item.index };
+    if (typeof item.id === 'string') delta.id = item.id;
+    if (item.type === 'function') delta.type = 'function';
+    if (isObject(item.function)) {
+      const { name, arguments: args } = item.function;
+      delta.function = { ...(typeof name === 'string' && { name }), ...(typeof args === 'string' && { arguments: args }) };
+    }
+    deltas.push(delta);
+  }
+  return deltas.length > 0 ? deltas : undefined;
 }
 
 /** What a stream has said so far, beyond its parts. */
@@ -101,17 +138,22 @@ export function readChatChunk(chunk: unknown, state: StreamState): ChatStreamPar
   if (!isObject(choice)) return undefined;
   const delta = choice.delta;
   const content = isObject(delta) && typeof delta.content === 'string' && delta.content.length > 0 ? delta.content : undefined;
+  const toolCalls = isObject(delta) ? readToolCallDeltas(delta.tool_calls) : undefined;
   const finishReason = readFinishReason(choice.finish_reason);
   if (finishReason) state.finishReason = finishReason;
-  if (content === undefined && finishReason === undefined) return undefined;
-  return finishReason === undefined ? { content } : { content, finishReason };
+  if (content === undefined && toolCalls === undefined && finishReason === undefined) return undefined;
+  const part: ChatStreamPart = {};
+  if (content !== undefined) part.content = content;
+  if (toolCalls !== undefined) part.toolCalls = toolCalls;
+  if (finishReason !== undefined) part.finishReason = finishReason;
+  return part;
 }
 
 /**
  * An embeddings answer: exactly one non-empty vector of numbers per input, all of one length, put back in
  * input order by their `index`.
  */
-export function readEmbeddings(answer: unknown, inputs: number): Omit<EmbeddingsAnswer, 'costUsd' | 'timeToFirstByteMs'> {
+export function readEmbeddings(answer: unknown, inputs: number, askedDimensions?: number): Omit<EmbeddingsAnswer, 'costUsd' | 'timeToFirstByteMs'> {
   if (!isObject(answer) || !Array.isArray(answer.data)) throw invalidResponse('no embeddings list');
   const data = answer.data as unknown[];
   if (data.length !== inputs) throw invalidResponse(`${data.length} vectors for ${inputs} inputs`);
@@ -123,6 +165,9 @@ export function readEmbeddings(answer: unknown, inputs: number): Omit<Embeddings
     const index = item.index === undefined ? position : item.index;
     if (!isCount(index) || index >= inputs || embeddings[index] !== undefined) throw invalidResponse('vector indexes that do not match the inputs');
     if (vector.length === 0) throw invalidResponse('an empty vector');
+    if (askedDimensions !== undefined && vector.length !== askedDimensions) {
+      throw invalidResponse(`vectors of ${vector.length} dimensions where ${askedDimensions} were asked for (does the model take dimensions?)`);
+    }
     if (dimensions === -1) dimensions = vector.length;
     if (vector.length !== dimensions) throw invalidResponse('vectors of different lengths');
     for (const value of vector) if (typeof value !== 'number' || !Number.isFinite(value)) throw invalidResponse('a vector with a value that is not a number');

@@ -114,9 +114,9 @@ describe('LlmService (the pipeline)', () => {
       litellm.embed.mockResolvedValue({ embeddings: [[0.1, 0.2], [0.3, 0.4]] });
       const { service } = pipeline(litellm);
 
-      const result = await service.generateEmbeddings(['a', 'b'], undefined, context);
+      const result = await service.generateEmbeddings({ input: ['a', 'b'] }, context);
 
-      expect(litellm.embed).toHaveBeenCalledWith('text-embedding-3-small', ['a', 'b'], undefined);
+      expect(litellm.embed).toHaveBeenCalledWith({ model: 'text-embedding-3-small', input: ['a', 'b'], dimensions: undefined }, undefined);
       expect(result).toMatchObject({ embeddings: [[0.1, 0.2], [0.3, 0.4]], model: 'text-embedding-3-small', dimensions: 2 });
     });
   });
@@ -449,8 +449,8 @@ describe('LlmService (the pipeline)', () => {
       litellm.embed.mockRejectedValueOnce(failure('UPSTREAM_TIMEOUT'));
       const { service, records } = pipeline(litellm);
 
-      await service.generateEmbeddings(['a b c'], undefined, context);
-      await expect(service.generateEmbeddings(['a'], undefined, context)).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+      await service.generateEmbeddings({ input: ['a b c'] }, context);
+      await expect(service.generateEmbeddings({ input: ['a'] }, context)).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
 
       expect(records.map(({ operation, outcome, promptTokens }) => ({ operation, outcome, promptTokens }))).toEqual([
         { operation: 'embeddings', outcome: 'ok', promptTokens: 3 },

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment } from '../config/environment';
 import { LiteLLMClient, UpstreamOperation } from '../litellm/litellm.client';
-import { AttemptMetering, ChatRequest, ChatStreamPart, FinishReason, TokenUsage, UpstreamChatStream } from '../litellm/litellm.types';
+import { AttemptMetering, ChatAnswer, ChatRequest, ChatStreamPart, FinishReason, TokenUsage, ToolCall, UpstreamChatStream } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { LimitsUnavailableError, limitsUnavailableError, refusalError } from '../limits/limits.errors';
 import { LimitsSettings, limitsSettings } from '../limits/limits.settings';
@@ -68,7 +68,11 @@ type Output = { tokens(): number };
 const NO_USAGE: TokenUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, totalTokens: 0 });
 
 export interface ChatResult {
-  content: string;
+  /** The gateway's id of the call: the usage ledger's key. */
+  callId: string;
+  /** null when the model only called tools, or refused. */
+  content: string | null;
+  toolCalls?: ToolCall[];
   /** The model the gateway asked LiteLLM for (the organization's, its fallback, or the one named). */
   model: string;
   /** What the provider reported serving (e.g. gpt-4o-2024-08-06), when it reported it. */
@@ -91,6 +95,7 @@ export interface ChatStreamSummary {
 
 /** A stream known to be flowing (its first read has arrived), not yet sent. */
 export interface ChatStream {
+  callId: string;
   model: string;
   fallbackReason?: ErrorCode;
   rateLimitHeaders: Record<string, string>;
@@ -103,7 +108,17 @@ export interface ChatStream {
   summary(): ChatStreamSummary;
 }
 
+export interface EmbeddingsCall {
+  input: string[];
+  /** A served embedding model; DEFAULT_EMBEDDING_MODEL when absent. */
+  model?: string;
+  dimensions?: number;
+  /** The organization the call is for: its limits apply and its usage records name it. */
+  organizationId?: string;
+}
+
 export interface EmbeddingsResult {
+  callId: string;
   embeddings: number[][];
   model: string;
   upstreamModel?: string;
@@ -171,13 +186,16 @@ export class LlmService {
     return this.stream(await this.organizationTarget(organizationId, request.model), request, context);
   }
 
-  async generateEmbeddings(input: string[], model: string | undefined, context: CallContext): Promise<EmbeddingsResult> {
-    const call = this.call(this.plainTarget(model, this.defaultEmbeddingModel), context, 'embeddings', () => estimateInputTokens(input), 0);
+  async generateEmbeddings(request: EmbeddingsCall, context: CallContext): Promise<EmbeddingsResult> {
+    const { input, dimensions, organizationId } = request;
+    const target = this.plainTarget(request.model, this.defaultEmbeddingModel);
+    if (organizationId) Object.assign(target, { organizationId, limits: (await this.organizations.getPreferences(organizationId)).limits });
+    const call = this.call(target, context, 'embeddings', () => estimateInputTokens(input), 0);
     await this.admit(call);
     let served;
     try {
-      served = await this.attempt(call, async (attemptModel) => {
-        const answer = await this.litellm.embed(attemptModel, input, context.signal);
+      served = await this.attempt(call, async (model) => {
+        const answer = await this.litellm.embed({ model, input, dimensions }, context.signal);
         return { value: answer, ended: answer };
       });
     } finally {
@@ -185,6 +203,7 @@ export class LlmService {
     }
     const { embeddings, upstreamModel, usage } = served.value;
     return {
+      callId: call.id,
       embeddings,
       model: served.model,
       upstreamModel,
@@ -194,8 +213,8 @@ export class LlmService {
     };
   }
 
-  async generateEmbedding(text: string, model: string | undefined, context: CallContext) {
-    const { embeddings, ...rest } = await this.generateEmbeddings([text], model, context);
+  async generateEmbedding(text: string, request: Omit<EmbeddingsCall, 'input'>, context: CallContext) {
+    const { embeddings, ...rest } = await this.generateEmbeddings({ ...request, input: [text] }, context);
     return { ...rest, embedding: embeddings[0] };
   }
 
@@ -274,20 +293,22 @@ export class LlmService {
   // --- stage 3: attempts under the fallback policy ------------------------------------------------------
 
   private async chat(target: Target, request: ChatRequest, context: CallContext): Promise<ChatResult> {
-    const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages), request.maxTokens);
+    const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages, request.tools), request.maxTokens);
     await this.admit(call);
     let served;
     try {
       served = await this.attempt(call, async (model) => {
         const answer = await this.litellm.chat({ ...request, model }, context.signal);
-        return { value: answer, ended: answer, output: { tokens: () => estimateTextTokens(answer.content) } };
+        return { value: answer, ended: answer, output: { tokens: () => estimateAnswerTokens(answer) } };
       });
     } finally {
       this.settle(call);
     }
-    const { content, upstreamModel, usage, finishReason } = served.value;
+    const { content, toolCalls, upstreamModel, usage, finishReason } = served.value;
     return {
+      callId: call.id,
       content,
+      ...(toolCalls && { toolCalls }),
       model: served.model,
       upstreamModel,
       usage: usage ?? NO_USAGE,
@@ -298,7 +319,7 @@ export class LlmService {
   }
 
   private async stream(target: Target, request: ChatRequest, context: CallContext): Promise<ChatStream> {
-    const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages), request.maxTokens);
+    const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages, request.tools), request.maxTokens);
     await this.admit(call);
     let served;
     try {
@@ -321,7 +342,14 @@ export class LlmService {
     }
     const stream = served.value;
     stream.onEnded(() => this.settle(call));
-    return { model: served.model, fallbackReason: served.fallbackReason, rateLimitHeaders: call.rateLimitHeaders, reads: stream, summary: () => stream.summary() };
+    return {
+      callId: call.id,
+      model: served.model,
+      fallbackReason: served.fallbackReason,
+      rateLimitHeaders: call.rateLimitHeaders,
+      reads: stream,
+      summary: () => stream.summary(),
+    };
   }
 
   /**
@@ -464,6 +492,13 @@ function ledgerOutcome(error: unknown): string {
   return outcome;
 }
 
+/** A plain answer's completion tokens, when the upstream did not report them: its text and its tool calls. */
+function estimateAnswerTokens(answer: ChatAnswer): number {
+  let tokens = answer.content ? estimateTextTokens(answer.content) : 0;
+  for (const call of answer.toolCalls ?? []) tokens += estimateTextTokens(call.function.name) + estimateTextTokens(call.function.arguments);
+  return tokens;
+}
+
 function hasLimits(limits: OrganizationLimits): boolean {
   return limits.requestsPerMinute !== null || limits.tokensPerMinute !== null || limits.concurrentRequests !== null || limits.tokenBudget !== null;
 }
@@ -541,7 +576,10 @@ class RelayedStream implements AsyncIterableIterator<ChatStreamPart[]> {
   }
 
   private relayed(parts: ChatStreamPart[]): IteratorYieldResult<ChatStreamPart[]> {
-    for (const part of parts) if (part.content) this.output.add(part.content);
+    for (const part of parts) {
+      if (part.content) this.output.add(part.content);
+      for (const call of part.toolCalls ?? []) if (call.function?.arguments) this.output.add(call.function.arguments);
+    }
     return { done: false, value: parts };
   }
 

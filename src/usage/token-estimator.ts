@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../litellm/litellm.types';
+import type { ChatMessage, ToolDefinition } from '../litellm/litellm.types';
 
 /**
  * Token counts for when the upstream reported none (a stream the caller left, or one the upstream cut) and,
@@ -52,9 +52,20 @@ export class StreamedTextCounter {
   }
 }
 
-export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
+/** What an image costs at low detail on OpenAI's models: a floor for any image, whatever its size. */
+const TOKENS_PER_IMAGE = 85;
+
+export function estimatePromptTokens(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[]): number {
   let tokens = TOKENS_PER_REPLY;
-  for (const message of messages) tokens += TOKENS_PER_MESSAGE + estimateTextTokens(message.content);
+  for (const message of messages) {
+    tokens += TOKENS_PER_MESSAGE;
+    const content = message.content;
+    if (typeof content === 'string') tokens += estimateTextTokens(content);
+    else for (const part of content ?? []) tokens += part.type === 'text' ? estimateTextTokens(part.text) : TOKENS_PER_IMAGE;
+    for (const call of message.toolCalls ?? []) tokens += estimateTextTokens(call.function.name) + estimateTextTokens(call.function.arguments);
+  }
+  // Tool definitions reach the model as text too.
+  if (tools && tools.length > 0) tokens += estimateTextTokens(JSON.stringify(tools));
   return tokens;
 }
 

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fakeToolInput } from './fake-anthropic';
 
 /**
  * A local OpenAI-compatible server standing in for the providers (behind LiteLLM) or for LiteLLM itself
@@ -41,9 +42,50 @@ export interface ReceivedRequest {
   connectionClosed: boolean;
 }
 
+type Part = { type: string; text?: string };
+
+/** A message's text: a string, or its text parts joined with spaces. */
+export function textOf(content: string | Part[] | null | undefined): string {
+  if (content === null || content === undefined) return '';
+  return typeof content === 'string' ? content : content.filter((part) => part.type === 'text').map((part) => part.text).join(' ');
+}
+
 /** The reply the fake gives to a chat: derived from the last message, so a test can predict it. */
-export function fakeChatReply(messages: Array<{ content: string }>): string {
-  return `Echo: ${messages[messages.length - 1]?.content ?? ''}`;
+export function fakeChatReply(messages: Array<{ content: string | Part[] | null }>): string {
+  const last = messages[messages.length - 1]?.content;
+  const images = Array.isArray(last) ? last.filter((part) => part.type === 'image_url').length : 0;
+  return `Echo: ${textOf(last)}${images > 0 ? ` | Saw ${images} image${images === 1 ? '' : 's'}` : ''}`;
+}
+
+/** A call's id, deterministic. */
+export function fakeToolCallId(name: string, position: number): string {
+  return `call_${position}_${name}`;
+}
+
+/**
+ * The tool calls the fake makes: with tools offered, tool_choice not "none" and a user message last, the tool
+ * tool_choice names, else the first one, or the first two when the text says "parallel" (and parallel calls are
+ * allowed). Arguments follow each tool's schema (fakeToolInput).
+ */
+export function fakeToolCalls(body: any): Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> {
+  const tools: any[] = body.tools ?? [];
+  const last = body.messages[body.messages.length - 1];
+  if (tools.length === 0 || body.tool_choice === 'none' || last?.role !== 'user') return [];
+  const named = typeof body.tool_choice === 'object' ? tools.filter((tool) => tool.function.name === body.tool_choice.function.name) : [];
+  const parallel = textOf(last.content).includes('parallel') && body.parallel_tool_calls !== false;
+  const chosen = named.length > 0 ? named : tools.slice(0, parallel ? 2 : 1);
+  return chosen.map((tool, position) => ({
+    id: fakeToolCallId(tool.function.name, position),
+    type: 'function',
+    function: { name: tool.function.name, arguments: JSON.stringify(fakeToolInput(tool.function.parameters)) },
+  }));
+}
+
+/** After tool results: a text naming each, in order. */
+function afterToolResults(messages: any[]): string | undefined {
+  const results: string[] = [];
+  for (let index = messages.length - 1; index >= 0 && messages[index].role === 'tool'; index -= 1) results.unshift(textOf(messages[index].content));
+  return results.length > 0 ? `Tool said: ${results.join('; ')}` : undefined;
 }
 
 /** A deterministic unit-scale vector per text, with values that survive a JSON round trip exactly. */
@@ -55,6 +97,11 @@ export function fakeEmbedding(text: string, dimensions = FAKE_EMBEDDING_DIMENSIO
 
 function countTokens(text: string): number {
   return text.split(/\s+/).filter(Boolean).length;
+}
+
+/** Words of every text the model reads. */
+function countPromptTokens(messages: Array<{ content: string | Part[] | null }>): number {
+  return messages.reduce((sum, message) => sum + countTokens(textOf(message.content)), 0);
 }
 
 function splitInThree(text: string): string[] {
@@ -168,19 +215,27 @@ export class FakeUpstream {
   }
 
   private async chat(body: any, script: ScriptedResponse, response: ServerResponse): Promise<void> {
-    const content = fakeChatReply(body.messages);
-    const usage = this.usage ?? {
-      prompt_tokens: body.messages.reduce((sum: number, m: { content: string }) => sum + countTokens(m.content), 0),
-      completion_tokens: countTokens(content),
-    };
+    const toolCalls = fakeToolCalls(body);
+    const format = body.response_format;
+    const content =
+      toolCalls.length > 0
+        ? null
+        : format?.type === 'json_schema'
+          ? JSON.stringify(fakeToolInput(format.json_schema.schema))
+          : format?.type === 'json_object'
+            ? JSON.stringify({ answer: fakeChatReply(body.messages) })
+            : (afterToolResults(body.messages) ?? fakeChatReply(body.messages));
+    const completionTokens = countTokens(content ?? '') + toolCalls.reduce((sum, call) => sum + countTokens(call.function.arguments), 0);
+    const usage = this.usage ?? { prompt_tokens: countPromptTokens(body.messages), completion_tokens: completionTokens };
     const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
     const base = { id: 'chatcmpl-fake', created: 1_700_000_000, model: body.model };
+    const finishReason = toolCalls.length > 0 ? 'tool_calls' : 'stop';
 
     if (!body.stream) {
       return this.sendJson(response, 200, {
         ...base,
         object: 'chat.completion',
-        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        choices: [{ index: 0, message: { role: 'assistant', content, ...(toolCalls.length > 0 && { tool_calls: toolCalls }) }, finish_reason: finishReason }],
         usage: fullUsage,
       });
     }
@@ -191,7 +246,7 @@ export class FakeUpstream {
       send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
 
     chunk({ role: 'assistant', content: '' });
-    const parts = splitInThree(content);
+    const parts = splitInThree(content ?? '');
     for (const [index, part] of parts.entries()) {
       if (index === script.streamErrorAfterChunks) {
         send({ error: { message: 'scripted stream failure', type: 'internal_server_error', code: '500' } });
@@ -200,7 +255,12 @@ export class FakeUpstream {
       if (index === script.stallAfterChunks) return; // held open until the client goes away
       chunk({ content: part });
     }
-    chunk({}, 'stop');
+    // Each call: its id and name first with no arguments, then the arguments in three pieces, as OpenAI streams them.
+    for (const [index, call] of toolCalls.entries()) {
+      chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.function.name, arguments: '' } }] });
+      for (const piece of splitInThree(call.function.arguments)) chunk({ tool_calls: [{ index, function: { arguments: piece } }] });
+    }
+    chunk({}, finishReason);
     if (body.stream_options?.include_usage) {
       send({ ...base, object: 'chat.completion.chunk', choices: [], usage: fullUsage });
     }
@@ -210,7 +270,7 @@ export class FakeUpstream {
   private embeddings(body: any, response: ServerResponse): void {
     const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input];
     const data = inputs.map((text, index) => {
-      const vector = fakeEmbedding(text);
+      const vector = fakeEmbedding(text, body.dimensions ?? FAKE_EMBEDDING_DIMENSIONS);
       const embedding =
         body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
       return { object: 'embedding', index, embedding };

@@ -1,8 +1,9 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsOptional, IsString, ValidateBy } from 'class-validator';
+import { IsInt, IsOptional, IsString, Max, Min, ValidateBy } from 'class-validator';
 import { IsModelName } from '../../common/model-name';
 
 export const MAX_EMBEDDING_BATCH = 256;
+export const MAX_EMBEDDING_DIMENSIONS = 8_192;
 /** About the 8,191-token input limit of OpenAI's embedding models. */
 export const MAX_EMBEDDING_INPUT_CHARS = 32_000;
 
@@ -42,4 +43,12 @@ export class EmbeddingsRequestDto {
   @IsModelName()
   @IsString()
   model?: string;
+
+  /** Shorter vectors, for the models that can make them (text-embedding-3); a vector of another length is a 502. */
+  @ApiProperty({ required: false, type: 'integer', minimum: 1, maximum: MAX_EMBEDDING_DIMENSIONS, example: 256 })
+  @IsOptional()
+  @Max(MAX_EMBEDDING_DIMENSIONS)
+  @Min(1)
+  @IsInt()
+  dimensions?: number;
 }

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ERROR_CODES } from '../../common/errors/gateway-error';
+import { ToolCallDto } from './chat-shapes';
 import { FINISH_REASONS, FinishReason, TokenUsage } from '../../litellm/litellm.types';
 
 export class TokenUsageDto implements TokenUsage {
@@ -14,8 +15,13 @@ export class TokenUsageDto implements TokenUsage {
 }
 
 export class ChatCompletionResultDto {
-  @ApiProperty({ example: 'Requests flow in, / one door for every model, / answers flow back out.' })
-  content!: string;
+  /** null when the model only called tools, or refused. */
+  @ApiProperty({ nullable: true, type: String, example: 'Requests flow in, / one door for every model, / answers flow back out.' })
+  content!: string | null;
+
+  /** The tools the model called; arguments are JSON text. */
+  @ApiProperty({ required: false, type: () => [ToolCallDto] })
+  toolCalls?: ToolCallDto[];
 
   /** The model the gateway asked LiteLLM for (also in the x-llm-model header). */
   @ApiProperty({ example: 'gpt-4o' })

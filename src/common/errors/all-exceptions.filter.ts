@@ -10,6 +10,24 @@ export interface DescribedError {
   code: ErrorCode;
   message: string;
   headers: Readonly<Record<string, string>>;
+  param?: string;
+}
+
+/** Routes that answer as OpenAI's API does, errors included, so that its SDKs raise their usual errors. */
+export const OPENAI_ROUTE_PREFIX = '/openai/';
+
+/** OpenAI's `type` for each status; its SDKs choose the error class by status alone. */
+function openAiErrorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  return status >= 500 ? 'server_error' : 'invalid_request_error';
+}
+
+/** OpenAI's error envelope, the gateway's code in `code`. */
+export function openAiErrorBody(described: DescribedError) {
+  return { error: { message: described.message, type: openAiErrorType(described.statusCode), param: described.param ?? null, code: described.code } };
 }
 
 /** What any error not recognised below becomes; its details go to the server log only. */
@@ -42,7 +60,7 @@ const FRAMEWORK_CODES: Readonly<Record<number, ErrorCode>> = {
  */
 export function describeError(error: unknown): Readonly<DescribedError> {
   if (error instanceof GatewayError) {
-    return { statusCode: error.status, code: error.code, message: error.message, headers: error.headers };
+    return { statusCode: error.status, code: error.code, message: error.message, headers: error.headers, ...(error.param && { param: error.param }) };
   }
   const status = error instanceof HttpException ? error.getStatus() : clientErrorStatus(error);
   if (status === undefined || status >= 500) return INTERNAL_ERROR;
@@ -110,6 +128,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       .headers(described.headers)
       // A route may have declared another content type (GET /metrics does); errors are always JSON.
       .type('application/json; charset=utf-8')
-      .send(errorResponse(described.statusCode, described.code, described.message, request.id));
+      .send(
+        request.url.startsWith(OPENAI_ROUTE_PREFIX)
+          ? openAiErrorBody(described)
+          : errorResponse(described.statusCode, described.code, described.message, request.id),
+      );
   }
 }

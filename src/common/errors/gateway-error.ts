@@ -56,6 +56,8 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly headers: Readonly<Record<string, string>> = NO_HEADERS,
+    /** The request field at fault, when one is (OpenAI's error envelope names it as `param`). */
+    readonly param?: string,
   ) {
     super(message);
     this.name = 'GatewayError';
