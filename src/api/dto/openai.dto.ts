@@ -48,6 +48,7 @@ export const OPENAI_ROLES = ['system', 'developer', 'user', 'assistant', 'tool']
 
 /** `model` value that means "the organization's model" (with an x-organization-id header). */
 export const ORGANIZATION_DEFAULT_MODEL = 'organization-default';
+const MAX_REFUSAL_CHARS = 32_768;
 
 export class OpenAiMessageDto {
   @ApiProperty({ enum: OPENAI_ROLES, example: 'user' })
@@ -77,6 +78,12 @@ export class OpenAiMessageDto {
   @MaxLength(64)
   @IsString()
   name?: string;
+
+  /** What an SDK echoes back from an assistant answer (`refusal: null`); accepted, not sent on. */
+  @IsOptional()
+  @MaxLength(MAX_REFUSAL_CHARS)
+  @IsString()
+  refusal?: string | null;
 }
 
 export class OpenAiResponseFormatDto {
