@@ -114,7 +114,7 @@ async function benchDatabase() {
 
 let databaseUrl;
 
-async function startGateway(litellmUrl, name) {
+async function startGateway(litellmUrl, name, extraEnv = {}) {
   const main = join(ROOT, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error('dist/src/main.js is missing: `npm run bench` builds it first');
   const port = await freePort();
@@ -135,6 +135,7 @@ async function startGateway(litellmUrl, name) {
       SHUTDOWN_DRAIN_MS: '0',
       // For experiments with V8 flags (heap sizing and the like) on the gateway alone.
       ...(process.env.BENCH_GATEWAY_NODE_OPTIONS && { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }),
+      ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -236,11 +237,11 @@ function warnOnLowOpenFileLimit(needed) {
   console.error(`warning: the streams need about ${needed} open files per process and the limit is ${soft}: run \`ulimit -n 65536\` (as root) first`);
 }
 
-async function createOrganization(gatewayUrl, name) {
+async function createOrganization(gatewayUrl, name, limits = undefined) {
   const created = await fetch(`${gatewayUrl}/v1/organizations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
-    body: JSON.stringify({ name, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet' }),
+    body: JSON.stringify({ name, llmModel: 'gpt-4o', llmFallbackModel: 'claude-3-5-sonnet', ...(limits && { limits }) }),
   });
   if (created.status !== 201) throw new Error(`creating the bench organization answered ${created.status}`);
   return created.json();
@@ -329,6 +330,18 @@ async function main() {
   const caller = { authorization: `Bearer ${CALLER_KEY}` };
 
   const organization = await createOrganization(gateway.url, 'Bench Inc');
+  // The same gateway with the usage ledger off: what recording every call costs.
+  const unrecorded = await startGateway(upstream.url, 'ledger-off', { USAGE_LEDGER_ENABLED: 'false' });
+  // A gateway keeping limits in Redis, and an organization with every limit set (none of them reached): what
+  // admission (one Redis round trip) and the end-of-call reconciliation cost.
+  const limited = await startGateway(upstream.url, 'limits', { REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14' });
+  const limitedOrganization = await createOrganization(limited.url, 'Bench Limited', {
+    requestsPerMinute: 100_000_000,
+    tokensPerMinute: 1_000_000_000_000,
+    concurrentRequests: 10_000,
+    tokenBudget: 1_000_000_000_000_000,
+    budgetPeriod: 'month',
+  });
 
   // About 1 KB of conversation.
   const messages = [
@@ -353,6 +366,11 @@ async function main() {
         'reference hop': () => load({ url: `${reference.url}/v1/chat/completions`, body: openAiChat, connections: 1 }),
         'SDK hop': () => load({ url: `${sdkReference.url}/v1/chat/completions`, body: openAiChat, connections: 1 }),
         gateway: () => load({ url: `${gateway.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 1 }),
+        'gateway, OpenAI route': () => load({ url: `${gateway.url}/openai/v1/chat/completions`, body: openAiChat, headers: caller, connections: 1 }),
+        'gateway, organization chat': () =>
+          load({ url: `${gateway.url}/v1/organizations/${organization.id}/chat`, body: gatewayChat, headers: caller, connections: 1 }),
+        'gateway, organization chat, limits on Redis': () =>
+          load({ url: `${limited.url}/v1/organizations/${limitedOrganization.id}/chat`, body: gatewayChat, headers: caller, connections: 1 }),
       },
     },
     {
@@ -365,6 +383,10 @@ async function main() {
         gateway: () => load({ url: `${gateway.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 32 }),
         'gateway, organization chat': () =>
           load({ url: `${gateway.url}/v1/organizations/${organization.id}/chat`, body: gatewayChat, headers: caller, connections: 32 }),
+        'gateway, OpenAI route': () => load({ url: `${gateway.url}/openai/v1/chat/completions`, body: openAiChat, headers: caller, connections: 32 }),
+        'gateway, usage ledger off': () => load({ url: `${unrecorded.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 32 }),
+        'gateway, organization chat, limits on Redis': () =>
+          load({ url: `${limited.url}/v1/organizations/${limitedOrganization.id}/chat`, body: gatewayChat, headers: caller, connections: 32 }),
       },
     },
     {
@@ -426,6 +448,9 @@ async function main() {
     'SDK hop': sdkReference.child,
     gateway: gateway.child,
     'gateway, organization chat': gateway.child,
+    'gateway, OpenAI route': gateway.child,
+    'gateway, usage ledger off': unrecorded.child,
+    'gateway, organization chat, limits on Redis': limited.child,
     ...(litellmGateway && { 'gateway → LiteLLM': litellmGateway.child }),
   };
   const results = new Map();
@@ -551,6 +576,20 @@ function render(scenarios, results, rssMb) {
   checks.push(['32 connections: embeddings ≥ 0.20 of direct RPS', emb32.ratio, Number(emb32.ratio) >= 0.2]);
   const orgRatio = Number(org32.rps) / Number(chat32.rps);
   checks.push(['organization chat within 10% of plain chat RPS', orgRatio.toFixed(3), orgRatio >= 0.9]);
+  const openAi32 = row('chat, 32 connections', 'gateway, OpenAI route');
+  const openAiRatio = Number(openAi32.rps) / Number(chat32.rps);
+  checks.push(['OpenAI route (/openai/v1/chat/completions) within 10% of /v1/chat RPS', openAiRatio.toFixed(3), openAiRatio >= 0.9]);
+  const unrecorded32 = row('chat, 32 connections', 'gateway, usage ledger off');
+  const ledgerRatio = Number(chat32.rps) / Number(unrecorded32.rps);
+  checks.push(['usage ledger on: within 10% of the RPS with the ledger off', ledgerRatio.toFixed(3), ledgerRatio >= 0.9]);
+  const limited1 = row('chat, 1 connection', 'gateway, organization chat, limits on Redis');
+  const org1 = row('chat, 1 connection', 'gateway, organization chat');
+  const limitsAdded = percentile(results.get('chat, 1 connection|gateway, organization chat, limits on Redis').latencies, 50) -
+    percentile(results.get('chat, 1 connection|gateway, organization chat').latencies, 50);
+  checks.push(['limits on Redis, 1 connection: adds ≤ 0.3 ms p50 to organization chat', `${limitsAdded.toFixed(3)} ms (${org1.p50} → ${limited1.p50})`, limitsAdded <= 0.3]);
+  const limited32 = row('chat, 32 connections', 'gateway, organization chat, limits on Redis');
+  const limitsRatio = Number(limited32.rps) / Number(org32.rps);
+  checks.push(['limits on Redis, 32 connections: organization chat within 10% of it without limits', limitsRatio.toFixed(3), limitsRatio >= 0.9]);
   checks.push(['peak RSS of the gateway ≤ 200 MB', `${rssMb.toFixed(0)} MB`, rssMb <= 200]);
   const totalFailures = rows.reduce((sum, r) => sum + r.failures, 0);
   checks.push(['zero errors and zero non-2xx', String(totalFailures), totalFailures === 0]);

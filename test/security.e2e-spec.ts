@@ -85,14 +85,24 @@ describe('security baseline', () => {
       expect((await post(as(CALLER_KEY), malformed)).status).toBe(400);
     });
 
-    it('needs a key on every /v1 route and on no other route (the early check relies on it)', async () => {
+    it('answers a keyless call on the OpenAI surface in OpenAI\'s envelope, sending nothing upstream', async () => {
+      const response = await request('POST', '/openai/v1/chat/completions', {}, { model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] });
+
+      expect(response.status).toBe(401);
+      expect(await readJson(response)).toEqual({
+        error: { message: 'A valid API key is required: Authorization: Bearer <key>', type: 'authentication_error', param: null, code: 'UNAUTHORIZED' },
+      });
+      expect(upstream.received).toHaveLength(0);
+    });
+
+    it('needs a key on every /v1 and /openai/v1 route and on no other route (the early check relies on it)', async () => {
       const document = await readJson(await request('GET', '/docs-json'));
       const routes = Object.entries(document.paths as Record<string, Record<string, { security?: unknown }>>).flatMap(
         ([path, operations]) => Object.entries(operations).map(([method, operation]) => ({ path, method, secured: operation.security !== undefined })),
       );
 
       expect(routes.length).toBeGreaterThan(8);
-      for (const route of routes) expect({ ...route, secured: route.path.startsWith('/v1/') }).toEqual(route);
+      for (const route of routes) expect({ ...route, secured: route.path.startsWith('/v1/') || route.path.startsWith('/openai/v1/') }).toEqual(route);
       for (const route of routes.filter((candidate) => !candidate.secured && candidate.method === 'get')) {
         expect([route.path, (await request('GET', route.path)).status]).not.toEqual([route.path, 401]);
       }
@@ -153,7 +163,7 @@ describe('security baseline', () => {
 
     it.each([
       ['too many messages', { messages: Array(257).fill({ role: 'user', content: 'x' }) }, 'messages must contain no more than 256 elements'],
-      ['a message too long', { messages: [{ role: 'user', content: 'x'.repeat(100_001) }] }, 'shorter than or equal to 100000 characters'],
+      ['a message too long', { messages: [{ role: 'user', content: 'x'.repeat(100_001) }] }, 'must be at most 100000 characters'],
       ['maxTokens too large', { ...hello, maxTokens: 32_769 }, 'maxTokens must not be greater than 32768'],
     ])('answers %s with 400 naming the limit, sending nothing upstream', async (_label, body, message) => {
       const response = await chat(body);

@@ -177,6 +177,8 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
 
     it("never builds a header from the model name the provider reports: it goes in upstreamModel, escaped", async () => {
       const reported = 'gpt-4o\r\nx-injected: yes\u0000\u4e2d';
+      const writtenRecords = (metrics: string) => Number(/usage_records_written_total (\d+)/.exec(metrics)?.[1] ?? 0);
+      const writtenBefore = writtenRecords(await (await fetch(`${gateway.url}/metrics`)).text());
       upstream.respondNext(json(200, { id: 'c', model: reported, choices: [{ index: 0, message: { content: 'hi' }, finish_reason: 'stop' }] }));
 
       const response = await chat();
@@ -186,6 +188,9 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
       expect(response.headers.get('x-injected')).toBeNull();
       expect(response.headers.get('x-request-id')).toBeTruthy();
       expect(await readJson(response)).toMatchObject({ model: 'gpt-4o', upstreamModel: reported });
+      // And the usage ledger stores it (a NUL would make the database refuse the record).
+      await waitForAsync(async () => writtenRecords(await (await fetch(`${gateway.url}/metrics`)).text()) > writtenBefore, 5_000);
+      expect(await (await fetch(`${gateway.url}/metrics`)).text()).toMatch(/usage_records_dropped_total 0\n/);
     });
 
     it('reports the model asked for in `model` and x-llm-model, and what the provider said in `upstreamModel`, streamed too', async () => {

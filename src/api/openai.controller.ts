@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { GatewayError } from '../common/errors/gateway-error';
@@ -100,7 +100,36 @@ function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext
  * (…/openai/v1) and `apiKey` (a gateway key). Same authentication, organization routing (x-organization-id),
  * fallback, usage ledger and limits as the native routes; OpenAI's request, answer, chunk and error shapes.
  */
+/** OpenAI's error envelope, as Swagger shows it: the gateway's code in `code`, the offending field in `param`. */
+const OPENAI_ERROR_SCHEMA = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        message: { type: 'string', example: 'temperature must not be greater than 2' },
+        type: { type: 'string', example: 'invalid_request_error' },
+        param: { type: 'string', nullable: true, example: 'temperature' },
+        code: { type: 'string', example: 'VALIDATION_FAILED' },
+      },
+    },
+  },
+};
+const OPENAI_ERRORS: Array<[number, string]> = [
+  [400, 'Invalid body (the field in param), or MODEL_NOT_FOUND'],
+  [401, 'Missing, malformed or unknown API key'],
+  [404, 'No such organization (x-organization-id)'],
+  [429, 'RATE_LIMITED, CONCURRENCY_LIMITED, BUDGET_EXHAUSTED, or rate limited upstream; Retry-After says when to come back'],
+  [502, 'LiteLLM or the provider failed or answered something invalid'],
+  [503, 'LiteLLM is unreachable'],
+  [504, 'LiteLLM did not answer in time'],
+];
+const ApiOpenAiErrors = () => (target: Function) => {
+  for (const [status, description] of OPENAI_ERRORS) ApiResponse({ status, description, schema: OPENAI_ERROR_SCHEMA })(target);
+};
+
 @ApiTags('openai')
+@ApiOpenAiErrors()
 @ApiBearerAuth('api-key')
 @ApiHeader({ name: ORGANIZATION_HEADER, required: false, description: "An organization's id: its model (with model organization-default), fallback, limits and usage" })
 @Controller('openai/v1')

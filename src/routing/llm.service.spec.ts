@@ -83,6 +83,7 @@ describe('LlmService (the pipeline)', () => {
 
       expect(litellm.chat).toHaveBeenCalledWith({ ...request, model: 'my-default' }, undefined);
       expect(result).toEqual({
+        callId: expect.any(String),
         content: 'hello',
         model: 'my-default',
         upstreamModel: 'provider-model-1',

@@ -61,7 +61,7 @@ export class UsageLedger implements OnApplicationBootstrap, OnApplicationShutdow
   /** Takes one attempt's record. Never waits, never throws. */
   record(entry: UsageEntry): void {
     if (!this.enabled) return;
-    this.buffer.push(entry);
+    this.buffer.push(entry.upstreamModel ? { ...entry, upstreamModel: storableText(entry.upstreamModel) } : entry);
     if (this.buffer.length > this.bufferMax) this.spill(this.buffer.splice(0));
     else if (this.buffer.length >= this.batchSize) void this.flush();
     this.metrics.usageRecordsPending.set(this.buffer.length);
@@ -217,6 +217,14 @@ export class UsageLedger implements OnApplicationBootstrap, OnApplicationShutdow
 }
 
 /** One record per line; a last line cut short by a crash is skipped. */
+/**
+ * The provider's own words (the model it reports) as PostgreSQL text can hold them: a NUL would make the
+ * database refuse the whole record, so it becomes U+FFFD; and at most 200 characters are kept.
+ */
+export function storableText(text: string): string {
+  return text.replace(/\u0000/g, '\ufffd').slice(0, 200);
+}
+
 function parseSpill(text: string): UsageEntry[] {
   const entries: UsageEntry[] = [];
   for (const line of text.split('\n')) {

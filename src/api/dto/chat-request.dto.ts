@@ -73,6 +73,7 @@ export class ChatMessageDto {
   content!: string | ContentPart[] | null;
 
   /** Assistant messages: the tools the model called. */
+  @ApiProperty({ required: false, type: () => [ToolCallDto] })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolCallDto)
@@ -97,6 +98,7 @@ export class ResponseFormatDto {
   type!: (typeof RESPONSE_FORMAT_TYPES)[number];
 
   /** Required with type json_schema, and only there. */
+  @ApiProperty({ required: false, type: () => JsonSchemaFormatDto })
   @ValidateIf((format: ResponseFormatDto) => format.type === 'json_schema' || format.jsonSchema !== undefined)
   @ValidateNested()
   @Type(() => JsonSchemaFormatDto)
@@ -145,6 +147,7 @@ export class ChatRequestDto {
   stream?: boolean;
 
   /** Functions the model may call. */
+  @ApiProperty({ required: false, type: () => [ToolDto] })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolDto)

@@ -59,6 +59,7 @@ export class OpenAiMessageDto {
   @IsMessageContent('image_url')
   content!: string | Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'auto' | 'low' | 'high' } }> | null;
 
+  @ApiProperty({ required: false, type: () => [ToolCallDto] })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolCallDto)
@@ -91,6 +92,7 @@ export class OpenAiResponseFormatDto {
   @IsIn(RESPONSE_FORMAT_TYPES)
   type!: (typeof RESPONSE_FORMAT_TYPES)[number];
 
+  @ApiProperty({ required: false, type: () => JsonSchemaFormatDto })
   @ValidateIf((format: OpenAiResponseFormatDto) => format.type === 'json_schema' || format.json_schema !== undefined)
   @ValidateNested()
   @Type(() => JsonSchemaFormatDto)
@@ -180,6 +182,7 @@ export class OpenAiChatRequestDto {
   @IsObject()
   stream_options?: StreamOptionsDto;
 
+  @ApiProperty({ required: false, type: () => [ToolDto] })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolDto)
