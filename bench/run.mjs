@@ -336,10 +336,10 @@ async function main() {
   // admission (one Redis round trip) and the end-of-call reconciliation cost.
   const limited = await startGateway(upstream.url, 'limits', { REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14' });
   const limitedOrganization = await createOrganization(limited.url, 'Bench Limited', {
-    requestsPerMinute: 100_000_000,
-    tokensPerMinute: 1_000_000_000_000,
+    requestsPerMinute: 1_000_000,
+    tokensPerMinute: 1_000_000_000,
     concurrentRequests: 10_000,
-    tokenBudget: 1_000_000_000_000_000,
+    tokenBudget: 1_000_000_000_000,
     budgetPeriod: 'month',
   });
 

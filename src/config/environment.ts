@@ -113,6 +113,15 @@ export class Environment {
   @Max(300_000)
   LITELLM_KEEP_ALIVE_TIMEOUT_MS: number = 4_000;
 
+  /**
+   * Connections to LiteLLM at once; a call beyond them waits for one. A stream holds its connection for its
+   * whole length, so this is the number of concurrent streams (and calls) one replica can have in flight.
+   */
+  @IsInt()
+  @Min(1)
+  @Max(65_536)
+  LITELLM_MAX_CONNECTIONS: number = 4_096;
+
   /** Fall back to an organization's fallback model when the provider's content policy refused the prompt. */
   @IsBooleanFlag()
   FALLBACK_ON_CONTENT_POLICY: boolean = false;

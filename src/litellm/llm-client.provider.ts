@@ -26,7 +26,9 @@ export class LlmClientProvider implements OnApplicationShutdown {
       // Below the server's idle timeout (uvicorn's default is 5 s): a socket LiteLLM is closing is never
       // picked for a call, which would fail with a reset.
       keepAliveTimeout: config.get('LITELLM_KEEP_ALIVE_TIMEOUT_MS', { infer: true }),
-      connections: 256,
+      // A stream holds its connection to the end: too low a cap queues streams behind each other (256 made
+      // the 1,000th stream wait for three others to finish).
+      connections: config.get('LITELLM_MAX_CONNECTIONS', { infer: true }),
       // The gateway times calls itself (LLM_TIMEOUT_MS, LLM_STREAM_IDLE_TIMEOUT_MS); undici's 300 s defaults
       // would otherwise cut a long call first, and as a connection error instead of a timeout.
       headersTimeout: timeoutMs + TRANSPORT_TIMEOUT_MARGIN_MS,

@@ -13,6 +13,35 @@ import { UsageRecord } from './usage-record.entity';
 /** A record as the pipeline hands it over: the row, with the cost as a number. */
 export type UsageEntry = Omit<UsageRecord, 'recordedAt' | 'costUsd'> & { costUsd: number | null };
 
+/** The columns a batch insert fills, with their SQL types and the entry's field for each. */
+const INSERT_COLUMNS: ReadonlyArray<readonly [string, keyof UsageEntry, string]> = [
+  ['call_id', 'callId', 'uuid'],
+  ['attempt', 'attempt', 'smallint'],
+  ['request_id', 'requestId', 'text'],
+  ['organization_id', 'organizationId', 'uuid'],
+  ['caller_key_id', 'callerKeyId', 'text'],
+  ['route', 'route', 'text'],
+  ['operation', 'operation', 'text'],
+  ['requested_model', 'requestedModel', 'text'],
+  ['model', 'model', 'text'],
+  ['upstream_model', 'upstreamModel', 'text'],
+  ['fallback_reason', 'fallbackReason', 'text'],
+  ['outcome', 'outcome', 'text'],
+  ['prompt_tokens', 'promptTokens', 'integer'],
+  ['completion_tokens', 'completionTokens', 'integer'],
+  ['total_tokens', 'totalTokens', 'integer'],
+  ['cached_prompt_tokens', 'cachedPromptTokens', 'integer'],
+  ['tokens_estimated', 'tokensEstimated', 'boolean'],
+  ['cost_usd', 'costUsd', 'numeric'],
+  ['started_at', 'startedAt', 'timestamptz'],
+  ['time_to_first_byte_ms', 'timeToFirstByteMs', 'integer'],
+  ['duration_ms', 'durationMs', 'integer'],
+];
+const INSERT_SQL =
+  `INSERT INTO usage_records (${INSERT_COLUMNS.map(([column]) => column).join(', ')}) ` +
+  `SELECT * FROM unnest(${INSERT_COLUMNS.map(([, , type], index) => `$${index + 1}::${type}[]`).join(', ')}) ` +
+  'ON CONFLICT DO NOTHING';
+
 const MAX_RETRY_DELAY_MS = 30_000;
 const RETENTION_EVERY_MS = 60 * 60 * 1000;
 const RETENTION_BATCH = 1_000;
@@ -119,9 +148,14 @@ export class UsageLedger implements OnApplicationBootstrap, OnApplicationShutdow
     }
   }
 
+  /**
+   * One statement per batch, one array parameter per column (`unnest`): the statement and its parameters are
+   * the same size whatever the batch, and building it costs a few µs per record where TypeORM's query builder
+   * cost about 200 µs (measured in the streams benchmark's profile).
+   */
   private async insert(entries: UsageEntry[]): Promise<void> {
-    const rows = entries.map((entry) => ({ ...entry, costUsd: entry.costUsd === null ? null : String(entry.costUsd) }));
-    await this.dataSource.createQueryBuilder().insert().into(UsageRecord).values(rows).orIgnore().execute();
+    const parameters = INSERT_COLUMNS.map(([, field]) => entries.map((entry) => entry[field] ?? null));
+    await this.dataSource.query(INSERT_SQL, parameters);
     this.metrics.usageRecordsWritten.inc(entries.length);
   }
 
