@@ -40,6 +40,32 @@ describe('OrganizationsService preferences cache', () => {
     expect(repository.findOne).toHaveBeenCalledTimes(1);
   });
 
+  it('makes one read for calls that miss the cache together', async () => {
+    const { service, repository } = setup(60_000);
+    let answer!: (organization: Organization) => void;
+    repository.findOne.mockReturnValue(new Promise((resolve) => (answer = resolve)));
+
+    const calls = Array.from({ length: 100 }, () => service.getPreferences(ID));
+    answer(stored);
+
+    expect(new Set(await Promise.all(calls)).size).toBe(1);
+    expect(repository.findOne).toHaveBeenCalledTimes(1);
+  });
+
+  it('does not keep a read that a change overtook: the next call reads again', async () => {
+    const { service, repository, changes } = setup(60_000);
+    let answer!: (organization: Organization) => void;
+    repository.findOne.mockReturnValueOnce(new Promise((resolve) => (answer = resolve))).mockResolvedValue({ ...stored, llmModel: 'claude-3-5-sonnet' });
+
+    const during = service.getPreferences(ID);
+    changes.handler!(ID);
+    answer(stored);
+
+    expect(await during).toMatchObject({ llmModel: 'gpt-4o' });
+    expect(await service.getPreferences(ID)).toMatchObject({ llmModel: 'claude-3-5-sonnet' });
+    expect(repository.findOne).toHaveBeenCalledTimes(2);
+  });
+
   it('drops an entry when another instance says its organization changed, and everything when changes were missed', async () => {
     const { service, repository, changes } = setup(60_000);
     repository.findOne.mockResolvedValue(stored);

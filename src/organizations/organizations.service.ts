@@ -53,6 +53,9 @@ export class OrganizationsService {
   private readonly defaultLimits: OrganizationLimits;
   /** Preferences by organization id. Dropped on PATCH/DELETE, here and, through the change feed, everywhere. */
   private readonly preferenceCache = new Map<string, { preferences: OrganizationPreferences; expiresAt: number }>();
+  /** Reads in flight, one per organization: the calls that miss the cache together wait for the same read. */
+  private readonly loading = new Map<string, Promise<OrganizationPreferences>>();
+  private changesSeen = 0;
 
   constructor(
     @InjectRepository(Organization) private readonly organizations: Repository<Organization>,
@@ -62,7 +65,7 @@ export class OrganizationsService {
   ) {
     this.cacheTtlMs = config.get('ORG_CACHE_TTL_MS', { infer: true });
     this.defaultLimits = limitsSettings(config).organizationDefaults;
-    changes.onChange((id) => (id === undefined ? this.preferenceCache.clear() : this.preferenceCache.delete(id)));
+    changes.onChange((id) => this.forget(id));
   }
 
   async create(dto: CreateOrganizationDto): Promise<Organization> {
@@ -128,7 +131,7 @@ export class OrganizationsService {
       } catch (error) {
         throw this.translate(error);
       }
-      this.preferenceCache.delete(id);
+      this.forget(id);
       await this.changes.publish(id);
     }
     return this.findOne(id);
@@ -141,7 +144,7 @@ export class OrganizationsService {
     } catch (error) {
       throw this.translate(error);
     }
-    this.preferenceCache.delete(id);
+    this.forget(id);
     if (!affected) throw organizationNotFound(id);
     await this.changes.publish(id);
   }
@@ -152,9 +155,33 @@ export class OrganizationsService {
    */
   async getPreferences(id: string): Promise<OrganizationPreferences> {
     const cached = this.preferenceCache.get(id);
-    const now = Date.now();
-    if (cached && cached.expiresAt > now) return cached.preferences;
+    if (cached && cached.expiresAt > Date.now()) return cached.preferences;
+    // A thousand streams opening together when the entry has expired make one query, not a thousand.
+    let load = this.loading.get(id);
+    if (!load) {
+      const started = this.loadPreferences(id, cached?.preferences).finally(() => {
+        if (this.loading.get(id) === started) this.loading.delete(id);
+      });
+      load = started;
+      this.loading.set(id, load);
+    }
+    return load;
+  }
 
+  /** An organization changed (or, without an id, any may have): its cached preferences and reads in flight are stale. */
+  private forget(id?: string): void {
+    this.changesSeen += 1;
+    if (id === undefined) {
+      this.preferenceCache.clear();
+      this.loading.clear();
+    } else {
+      this.preferenceCache.delete(id);
+      this.loading.delete(id);
+    }
+  }
+
+  private async loadPreferences(id: string, cached: OrganizationPreferences | undefined): Promise<OrganizationPreferences> {
+    const changesSeen = this.changesSeen;
     let organization: Organization | null;
     try {
       organization = await this.organizations.findOne({
@@ -173,7 +200,7 @@ export class OrganizationsService {
     } catch (error) {
       if (cached && isDatabaseUnavailable(error)) {
         this.logger.warn(`Database unreachable: serving organization ${id} from its cached preferences`);
-        return cached.preferences;
+        return cached;
       }
       throw this.translate(error);
     }
@@ -183,8 +210,10 @@ export class OrganizationsService {
     }
 
     const preferences = { id, llmModel: organization.llmModel, llmFallbackModel: organization.llmFallbackModel, limits: limitsOf(organization) };
+    // A change announced while this read was under way may not be in it: the answer is served, not kept.
+    if (changesSeen !== this.changesSeen) return preferences;
     this.preferenceCache.delete(id); // re-inserted last, so the oldest entry is the first to go
-    this.preferenceCache.set(id, { preferences, expiresAt: now + this.cacheTtlMs });
+    this.preferenceCache.set(id, { preferences, expiresAt: Date.now() + this.cacheTtlMs });
     if (this.preferenceCache.size > MAX_CACHED_ORGANIZATIONS) {
       this.preferenceCache.delete(this.preferenceCache.keys().next().value as string);
     }
