@@ -52,6 +52,36 @@ export class StreamedTextCounter {
   }
 }
 
+/**
+ * Prompt texts recur: the same system prompt on every call of a service, an agent's conversation resent with
+ * one more turn each time. Their counts are kept (texts of PROMPT_CACHE_MIN_CHARS to PROMPT_CACHE_MAX_CHARS,
+ * the PROMPT_CACHE_ENTRIES most recent), so a call's estimate costs the new text only: counting 1 KB takes
+ * about 0.5 ms, which the limits' admission would otherwise add to every call.
+ */
+export const PROMPT_CACHE_MIN_CHARS = 64;
+export const PROMPT_CACHE_MAX_CHARS = 8_192;
+export const PROMPT_CACHE_ENTRIES = 2_048;
+const promptCounts = new Map<string, number>();
+
+export function estimatePromptTextTokens(text: string): number {
+  if (text.length < PROMPT_CACHE_MIN_CHARS || text.length > PROMPT_CACHE_MAX_CHARS) return estimateTextTokens(text);
+  const known = promptCounts.get(text);
+  if (known !== undefined) {
+    promptCounts.delete(text); // re-inserted last: the least recently used entry is the first to go
+    promptCounts.set(text, known);
+    return known;
+  }
+  const tokens = estimateTextTokens(text);
+  promptCounts.set(text, tokens);
+  if (promptCounts.size > PROMPT_CACHE_ENTRIES) promptCounts.delete(promptCounts.keys().next().value as string);
+  return tokens;
+}
+
+/** How many prompt texts' counts are kept (for tests). */
+export function cachedPromptTexts(): number {
+  return promptCounts.size;
+}
+
 /** What an image costs at low detail on OpenAI's models: a floor for any image, whatever its size. */
 const TOKENS_PER_IMAGE = 85;
 
@@ -60,12 +90,12 @@ export function estimatePromptTokens(messages: readonly ChatMessage[], tools?: r
   for (const message of messages) {
     tokens += TOKENS_PER_MESSAGE;
     const content = message.content;
-    if (typeof content === 'string') tokens += estimateTextTokens(content);
-    else for (const part of content ?? []) tokens += part.type === 'text' ? estimateTextTokens(part.text) : TOKENS_PER_IMAGE;
+    if (typeof content === 'string') tokens += estimatePromptTextTokens(content);
+    else for (const part of content ?? []) tokens += part.type === 'text' ? estimatePromptTextTokens(part.text) : TOKENS_PER_IMAGE;
     for (const call of message.toolCalls ?? []) tokens += estimateTextTokens(call.function.name) + estimateTextTokens(call.function.arguments);
   }
   // Tool definitions reach the model as text too.
-  if (tools && tools.length > 0) tokens += estimateTextTokens(JSON.stringify(tools));
+  if (tools && tools.length > 0) tokens += estimatePromptTextTokens(JSON.stringify(tools));
   return tokens;
 }
 
