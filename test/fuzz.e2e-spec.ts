@@ -20,7 +20,11 @@ const regressions: Array<{ route: string; body: string; found: string }> = JSON.
   readFileSync(join(__dirname, 'fuzz', 'regressions.json'), 'utf8'),
 );
 
-const KEYS = ['messages', 'role', 'content', 'model', 'temperature', 'maxTokens', 'stream', 'input', 'name', 'id', 'llmModel', 'llmFallbackModel'];
+const KEYS = [
+  'messages', 'role', 'content', 'model', 'temperature', 'maxTokens', 'stream', 'input', 'name', 'id', 'llmModel', 'llmFallbackModel',
+  'tools', 'toolChoice', 'toolCalls', 'toolCallId', 'responseFormat', 'stop', 'topP', 'seed', 'dimensions', 'limits',
+  'tool_calls', 'tool_call_id', 'tool_choice', 'response_format', 'stream_options', 'max_tokens', 'encoding_format', 'n',
+];
 const NASTY_KEYS = ['__proto__', 'constructor', 'prototype', 'api_base', 'base_url', 'user_config', 'metadata', 'toString', 'hasOwnProperty'];
 
 /** A value of any type, sometimes one the route expects, often not. */
@@ -39,6 +43,51 @@ const message = fc.record(
   { requiredKeys: [] },
 );
 
+/** The agent fields (issue 14) in both spellings: tools, tool calls, content parts, response formats. */
+const part = fc.oneof(
+  fc.record({ type: fc.constantFrom('text', 'image_url', 'audio'), text: anyValue }, { requiredKeys: [] }),
+  fc.record({ type: fc.constant('image_url'), imageUrl: fc.record({ url: fc.oneof(fc.webUrl(), fc.constantFrom('data:image/png;base64,AAAA', 'data:text/html;base64,PGg+', 'http://10.0.0.1/x.png'), anyValue), detail: anyValue }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+  fc.record({ type: fc.constant('image_url'), image_url: fc.record({ url: fc.oneof(fc.webUrl(), anyValue) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+);
+const toolCall = fc.record(
+  { id: fc.oneof(fc.string({ maxLength: 20 }), anyValue), type: fc.oneof(fc.constant('function'), anyValue), function: fc.record({ name: fc.oneof(fc.constantFrom('get_weather', 'f'), anyValue), arguments: fc.oneof(fc.json(), anyValue) }, { requiredKeys: [] }) },
+  { requiredKeys: [] },
+);
+const tool = fc.record(
+  { type: fc.oneof(fc.constant('function'), anyValue), function: fc.record({ name: fc.oneof(fc.constantFrom('get_weather', 'get time', ''), anyValue), description: anyValue, parameters: fc.oneof(fc.jsonValue({ maxDepth: 20 }), anyValue), strict: anyValue }, { requiredKeys: [] }) },
+  { requiredKeys: [] },
+);
+const agentMessage = fc.record(
+  {
+    role: fc.oneof(fc.constantFrom('user', 'system', 'assistant', 'tool', 'developer'), anyValue),
+    content: fc.oneof(fc.string(), fc.constant(null), fc.array(part, { maxLength: 4 }), anyValue),
+    toolCalls: fc.oneof(fc.array(toolCall, { maxLength: 3 }), anyValue),
+    tool_calls: fc.oneof(fc.array(toolCall, { maxLength: 3 }), anyValue),
+    toolCallId: anyValue,
+    tool_call_id: anyValue,
+  },
+  { requiredKeys: [] },
+);
+const format = fc.record({ type: fc.oneof(fc.constantFrom('text', 'json_object', 'json_schema'), anyValue), jsonSchema: anyValue, json_schema: anyValue }, { requiredKeys: [] });
+const agentLike = fc.record(
+  {
+    model: fc.oneof(fc.constantFrom('gpt-4o', 'organization-default'), anyValue),
+    messages: fc.oneof(fc.array(agentMessage, { maxLength: 5 }), anyValue),
+    tools: fc.oneof(fc.array(tool, { maxLength: 3 }), anyValue),
+    toolChoice: anyValue,
+    tool_choice: anyValue,
+    responseFormat: format,
+    response_format: format,
+    stop: anyValue,
+    topP: anyValue,
+    seed: anyValue,
+    stream_options: anyValue,
+    dimensions: anyValue,
+    encoding_format: anyValue,
+  },
+  { requiredKeys: [] },
+);
+
 /** Objects shaped like the routes' bodies, with wrong types, extra and prototype keys mixed in. */
 const bodyLike = fc.dictionary(fc.oneof(fc.constantFrom(...KEYS), fc.constantFrom(...NASTY_KEYS), fc.string()), anyValue, { maxKeys: 8 });
 const chatLike = fc.record(
@@ -53,7 +102,7 @@ const chatLike = fc.record(
 );
 
 const rawBody: fc.Arbitrary<string> = fc.oneof(
-  { weight: 4, arbitrary: fc.oneof(bodyLike, chatLike, fc.jsonValue({ maxDepth: 6 })).map((value) => JSON.stringify(value) ?? 'null') },
+  { weight: 5, arbitrary: fc.oneof(bodyLike, chatLike, agentLike, fc.jsonValue({ maxDepth: 6 })).map((value) => JSON.stringify(value) ?? 'null') },
   // Prototype keys JSON.stringify would never write, injected as text.
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...NASTY_KEYS), fc.jsonValue({ maxDepth: 2 })).map(([key, value]) => `{"${key}":${JSON.stringify(value) ?? 'null'},"messages":[{"role":"user","content":"x"}]}`) },
   // Deep nesting.
@@ -91,6 +140,8 @@ describe('fuzzed request validation', () => {
       { name: 'create organization', method: 'POST', path: '/v1/organizations' },
       { name: 'organization chat', method: 'POST', path: `/v1/organizations/${organization.id}/chat` },
       { name: 'update organization', method: 'PATCH', path: `/v1/organizations/${organization.id}` },
+      { name: 'OpenAI chat completions', method: 'POST', path: '/openai/v1/chat/completions' },
+      { name: 'OpenAI embeddings', method: 'POST', path: '/openai/v1/embeddings' },
     ];
   }, 60_000);
 
