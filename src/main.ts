@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { ConfigService } from '@nestjs/config';
-import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { createApp } from './app.factory';
-import { Environment } from './config/environment';
+import { Environment, loadEnvFile } from './config/environment';
 
 // V8 lets the old generation grow well past what survived its last full collection before collecting
 // again; under sustained load that pushed the gateway from ~140 MB idle to 200-300 MB resident for a live
@@ -15,8 +14,7 @@ if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent'))) {
 }
 
 async function bootstrap(): Promise<void> {
-  // Variables already set win over the file, as with dotenv.
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  loadEnvFile();
   const app = await createApp();
   // SIGTERM/SIGINT run the shutdown sequence (see ShutdownService), then exit 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
