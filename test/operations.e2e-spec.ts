@@ -1,0 +1,138 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createTestDatabase, TestDatabase } from './support/database';
+import { temporaryDataDir } from './support/gateway';
+import { startGatewayProcess } from './support/gateway-process';
+import { PROJECT_ROOT } from './support/litellm';
+
+const MAIN = join(PROJECT_ROOT, 'dist', 'src', 'main.js');
+const CLI_DATA_SOURCE = 'dist/src/database/cli-data-source.js';
+const TYPEORM = join(PROJECT_ROOT, 'node_modules', '.bin', 'typeorm');
+const CALLER_KEY = 'operations-caller-key-0123456789';
+
+/** Runs the production build until it exits (or is killed after `timeoutMs`), with only `env` and PATH. */
+function runMain(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe('production without Docker (production build)', () => {
+  const production = { NODE_ENV: 'production', LITELLM_API_KEY: 'sk-test', GATEWAY_API_KEYS: CALLER_KEY, LOG_LEVEL: 'info' };
+
+  it('refuses to start with NODE_ENV=production and no DATABASE_URL, saying why, and touches no embedded database', async () => {
+    const dataDir = temporaryDataDir();
+    const { code, output } = await runMain({ ...production, DATA_DIR: dataDir });
+    expect(code).toBe(1);
+    expect(output).toContain('DATABASE_URL: required when NODE_ENV=production');
+    expect(output).toContain('ALLOW_EMBEDDED_DATABASE=true');
+    expect(readdirSync(dataDir)).toEqual([]);
+  });
+
+  it('runs on the embedded database in production when ALLOW_EMBEDDED_DATABASE=true', async () => {
+    const dataDir = temporaryDataDir();
+    const gateway = await startGatewayProcess({ ...production, DATA_DIR: dataDir, ALLOW_EMBEDDED_DATABASE: 'true' }, 60_000);
+    try {
+      const created = await fetch(`${gateway.url}/v1/organizations`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${CALLER_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Embedded' }),
+      });
+      // A caller key may not create organizations: the answer proves the app is up on its database.
+      expect(created.status).toBe(403);
+      const listed = await fetch(`${gateway.url}/v1/organizations`, { headers: { authorization: `Bearer ${CALLER_KEY}` } });
+      expect(listed.status).toBe(200);
+      expect(readdirSync(dataDir).length).toBeGreaterThan(0);
+    } finally {
+      await gateway.stop();
+    }
+    expect(await gateway.exited).toBe(0);
+  }, 90_000);
+});
+
+/**
+ * `npm run migration:*` is `nest build && typeorm -d dist/src/database/cli-data-source.js <command>`. The suite runs
+ * that typeorm command on the build, from a directory of its own holding only a `.env`, as an operator would.
+ */
+describe('migration CLI', () => {
+  let database: TestDatabase;
+  let workDir: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    workDir = temporaryDataDir();
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  const typeorm = async (command: string, env: Record<string, string> = {}) => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(TYPEORM, ['-d', join(PROJECT_ROOT, CLI_DATA_SOURCE), command], {
+        cwd: workDir,
+        env: { PATH: process.env.PATH, ...env },
+      });
+      return { code: 0, output: stdout + stderr };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: failed.code ?? -1, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+    }
+  };
+  const columns = async () =>
+    (await database.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = 'organizations'`)).map(
+      (row) => row.column_name,
+    );
+
+  it('is what the npm scripts run', () => {
+    const scripts = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    for (const command of ['run', 'revert', 'show', 'generate']) {
+      expect(scripts[`migration:${command}`]).toBe(`nest build && typeorm -d ${CLI_DATA_SOURCE} migration:${command}`);
+    }
+  });
+
+  it('reads DATABASE_URL from .env and needs nothing but the database settings, in production too', async () => {
+    // No LITELLM_API_KEY, no caller keys: the gateway itself would refuse to start with this.
+    writeFileSync(join(workDir, '.env'), `NODE_ENV=production\nDATABASE_URL=${database.url}\nPORT=not-a-port\n`);
+
+    const run = await typeorm('migration:run');
+    expect(run).toMatchObject({ code: 0 });
+    expect(await columns()).toEqual(expect.arrayContaining(['name', 'llm_model', 'budget_period']));
+    expect(existsSync(join(workDir, '.data'))).toBe(false); // not the embedded database
+
+    const shown = await typeorm('migration:show');
+    expect(shown.code).toBe(0);
+    expect(shown.output).toMatch(/\[X\] \d+ AddOrganizationLimits1764489600000/);
+
+    expect(await typeorm('migration:revert')).toMatchObject({ code: 0 });
+    expect(await columns()).not.toContain('budget_period');
+    expect((await typeorm('migration:show')).output).toMatch(/\[ \] AddOrganizationLimits1764489600000/);
+    expect(await typeorm('migration:run')).toMatchObject({ code: 0 });
+    expect(await columns()).toContain('budget_period');
+  }, 60_000);
+
+  it('lets a variable already set win over .env, as the gateway does', async () => {
+    writeFileSync(join(workDir, '.env'), `NODE_ENV=production\nDATABASE_URL=postgres://nobody@127.0.0.1:1/nowhere\n`);
+    const shown = await typeorm('migration:show', { DATABASE_URL: database.url });
+    expect(shown.code).toBe(0);
+    expect(shown.output).toMatch(/\[X\] \d+ CreateOrganizations1763740800000/);
+  }, 30_000);
+
+  it('refuses the embedded database in production, as the gateway does, rather than migrate the wrong one', async () => {
+    writeFileSync(join(workDir, '.env'), 'NODE_ENV=production\n');
+    const shown = await typeorm('migration:show');
+    expect(shown.code).not.toBe(0);
+    expect(shown.output).toContain('DATABASE_URL: required when NODE_ENV=production');
+    expect(existsSync(join(workDir, '.data'))).toBe(false);
+  }, 30_000);
+});
