@@ -35,9 +35,9 @@ export class LiteLLMHealthIndicator {
     private readonly healthIndicators: HealthIndicatorService,
     config: ConfigService<Environment, true>,
   ) {
-    const url = config.get('LITELLM_URL', { infer: true }).replace(/\/+$/, '');
-    this.modelsUrl = `${url}/v1/models`;
-    this.baseUrl = urlWithoutCredentials(url);
+    // fetch() refuses a URL with a user or password, and its error would quote them: never in a probe's answer.
+    this.baseUrl = urlWithoutCredentials(config.get('LITELLM_URL', { infer: true }));
+    this.modelsUrl = `${this.baseUrl}/v1/models`;
     this.apiKey = config.get('LITELLM_API_KEY', { infer: true }) ?? '';
     this.timeoutMs = config.get('HEALTH_CHECK_TIMEOUT_MS', { infer: true });
   }
