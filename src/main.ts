@@ -1,8 +1,12 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import type { FastifyInstance } from 'fastify';
 import { setFlagsFromString } from 'node:v8';
 import { createApp } from './app.factory';
+import { CallerKeys } from './auth/caller-keys';
 import { Environment, loadEnvFile } from './config/environment';
+import { BOOT_SETTINGS, BootSettings, bootSummary } from './logging/boot-summary';
 
 // V8 lets the old generation grow well past what survived its last full collection before collecting
 // again; under sustained load that pushed the gateway from ~140 MB idle to 200-300 MB resident for a live
@@ -20,6 +24,15 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   const config = app.get<ConfigService<Environment, true>>(ConfigService);
   await app.listen(config.get('PORT', { infer: true }), config.get('HOST', { infer: true }));
+
+  const fastify: FastifyInstance = app.getHttpAdapter().getInstance();
+  const summary = bootSummary({
+    url: await app.getUrl(),
+    environment: Object.fromEntries(BOOT_SETTINGS.map((key) => [key, config.get(key, { infer: true })])) as BootSettings,
+    authEnabled: app.get(CallerKeys).enabled,
+    swaggerPath: fastify.hasRoute({ method: 'GET', url: '/docs' }) ? '/docs' : undefined,
+  });
+  new Logger('Boot').log(summary);
 }
 
 bootstrap().catch((error: unknown) => {

@@ -3,9 +3,10 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDatabase, TestDatabase } from './support/database';
+import { FakeUpstream } from './support/fake-upstream';
 import { temporaryDataDir } from './support/gateway';
 import { startGatewayProcess } from './support/gateway-process';
-import { PROJECT_ROOT } from './support/litellm';
+import { freePort, PROJECT_ROOT } from './support/litellm';
 
 const MAIN = join(PROJECT_ROOT, 'dist', 'src', 'main.js');
 const CLI_DATA_SOURCE = 'dist/src/database/cli-data-source.js';
@@ -135,4 +136,78 @@ describe('migration CLI', () => {
     expect(shown.output).toContain('DATABASE_URL: required when NODE_ENV=production');
     expect(existsSync(join(workDir, '.data'))).toBe(false);
   }, 30_000);
+});
+
+describe('boot and shutdown lines (production build)', () => {
+  const upstream = new FakeUpstream();
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    await upstream.start();
+    database = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await upstream.stop();
+    await database?.drop();
+  });
+
+  it('says at boot what it runs on, without a secret, and last at shutdown what it drained', async () => {
+    // The test server trusts local connections: the password is there only to be kept out of the log.
+    const databaseUrl = new URL(database.url);
+    databaseUrl.password = 'canary-db-password';
+    const redisPort = await freePort(); // no Redis there: limits fail open, the boot goes on
+    const gateway = await startGatewayProcess(
+      {
+        NODE_ENV: 'production',
+        LOG_LEVEL: 'info',
+        LITELLM_URL: upstream.url,
+        LITELLM_API_KEY: 'sk-canary-litellm-key',
+        GATEWAY_API_KEYS: CALLER_KEY,
+        DATABASE_URL: databaseUrl.href,
+        REDIS_URL: `redis://:canary-redis-password@127.0.0.1:${redisPort}/0`,
+        SHUTDOWN_DRAIN_MS: '600',
+      },
+      60_000,
+    );
+    const lines = () =>
+      gateway
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line));
+
+    const boot = lines().find((line) => line.context === 'Boot');
+    expect(boot).toMatchObject({
+      level: 'info',
+      msg:
+        `llm-gateway listening on ${gateway.url} (production); database: PostgreSQL server 127.0.0.1:5432/${database.name}; ` +
+        `LiteLLM: ${upstream.url}; caller auth: on; Swagger: off; limits: Redis 127.0.0.1:${redisPort}/0, fail open; usage ledger: on; metrics: /metrics`,
+      database: { kind: 'server', at: `127.0.0.1:5432/${database.name}` },
+    });
+
+    // One slow call in flight at the signal and still when the server closes; one more arriving during the drain.
+    upstream.respondNext({ delayMs: 2_000 });
+    const headers = { authorization: `Bearer ${CALLER_KEY}`, 'content-type': 'application/json' };
+    const slow = fetch(`${gateway.url}/v1/chat`, { method: 'POST', headers, body: JSON.stringify({ messages: [{ role: 'user', content: 'slow' }] }) });
+    while (upstream.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    gateway.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await fetch(`${gateway.url}/v1/models`, { headers })).status).toBe(200);
+    expect((await slow).status).toBe(200);
+    expect(await gateway.exited).toBe(0);
+
+    const last = lines().at(-1);
+    expect(last).toMatchObject({
+      level: 'info',
+      context: 'ShutdownService',
+      msg: expect.stringMatching(/^Shut down \(SIGTERM\) in \d+\.\d s: 2 request\(s\) finished after the signal \(1 in flight at the signal, 1 arriving during the drain, 1 still in flight when the server closed\); 0 stream\(s\) open when it closed, 0 ended by SHUTDOWN_STREAM_TIMEOUT_MS$/),
+      shutdown: { signal: 'SIGTERM', inFlightAtSignal: 1, arrivedDuringDrain: 1, servedAfterSignal: 2, inFlightAtClose: 1, streamsAtClose: 0, streamsEnded: 0 },
+    });
+    expect(last.shutdown.durationMs).toBeGreaterThanOrEqual(1_500);
+
+    for (const secret of ['canary-db-password', 'canary-redis-password', 'sk-canary-litellm-key', CALLER_KEY]) {
+      expect(gateway.output()).not.toContain(secret);
+    }
+  }, 90_000);
 });
