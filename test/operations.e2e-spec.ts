@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDatabase, TestDatabase } from './support/database';
@@ -58,6 +58,83 @@ describe('production without Docker (production build)', () => {
       await gateway.stop();
     }
     expect(await gateway.exited).toBe(0);
+  }, 90_000);
+});
+
+/** Runs a command to its end; never throws: the test reads the exit code and the output. */
+async function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(command, args, { ...options, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, output: stdout + stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+  }
+}
+
+/**
+ * The README's "Production without Docker" on the build: an install without dev dependencies (what
+ * `npm prune --omit=dev` leaves after `npm ci && npm run build`), migrated with the typeorm CLI, served by `npm run start:prod`.
+ */
+describe('a production install without dev dependencies', () => {
+  let database: TestDatabase;
+  let appDir: string;
+  // Without this project's node_modules/.bin (npx jest puts it on PATH): only what the install itself brings.
+  const path = (process.env.PATH ?? '').split(':').filter((entry) => !entry.includes('node_modules')).join(':');
+  const npmEnv = () => ({ PATH: path, HOME: process.env.HOME, npm_config_cache: process.env.npm_config_cache });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    appDir = temporaryDataDir();
+    for (const file of ['package.json', 'package-lock.json']) cpSync(join(PROJECT_ROOT, file), join(appDir, file));
+    cpSync(join(PROJECT_ROOT, 'dist'), join(appDir, 'dist'), { recursive: true });
+    const install = await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: appDir, env: npmEnv() });
+    if (install.code !== 0) throw new Error(`npm ci --omit=dev failed:\n${install.output}`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('has no Nest CLI, so `npm start` cannot work there', async () => {
+    expect(existsSync(join(appDir, 'node_modules', '@nestjs', 'cli'))).toBe(false);
+    const start = await run('npm', ['start'], { cwd: appDir, env: npmEnv() });
+    expect(start.code).not.toBe(0);
+    expect(start.output).toMatch(/nest: (command )?not found/);
+  });
+
+  it('migrates with the typeorm CLI and serves with `npm run start:prod`', async () => {
+    writeFileSync(join(appDir, '.env'), `NODE_ENV=production\nDATABASE_URL=${database.url}\n`);
+    const migrated = await run(join(appDir, 'node_modules', '.bin', 'typeorm'), ['-d', CLI_DATA_SOURCE, 'migration:run'], { cwd: appDir, env: npmEnv() });
+    expect(migrated).toMatchObject({ code: 0 });
+    expect(migrated.output).toContain('AddOrganizationLimits1764489600000');
+
+    const port = await freePort();
+    const child = spawn('npm', ['run', 'start:prod'], {
+      cwd: appDir,
+      // .env gives NODE_ENV and DATABASE_URL, as for the migration; the rest comes from the environment.
+      env: { ...npmEnv(), PORT: String(port), HOST: '127.0.0.1', LITELLM_API_KEY: 'sk-test', GATEWAY_API_KEYS: CALLER_KEY, MIGRATIONS_RUN: 'false', SHUTDOWN_DRAIN_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // npm runs node in a shell: the signal goes to the whole group
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    // The node process under npm holds the pipes until it has exited too.
+    const exited = new Promise((resolve) => child.stdout.once('close', resolve));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!(await fetch(`http://127.0.0.1:${port}/health/live`).then((response) => response.ok, () => false))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm run start:prod did not come up:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const listed = await fetch(`http://127.0.0.1:${port}/v1/organizations`, { headers: { authorization: `Bearer ${CALLER_KEY}` } });
+      expect(listed.status).toBe(200);
+      expect(output).toContain(`database: PostgreSQL server 127.0.0.1:5432/${database.name}`);
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+      await exited;
+    }
   }, 90_000);
 });
 
