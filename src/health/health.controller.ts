@@ -49,9 +49,8 @@ export class HealthController {
   @Get('ready')
   @ApiOperation({
     summary:
-      'Readiness: the database answers; unless HEALTH_READY_INCLUDE_LITELLM=false, LiteLLM lists its models to the gateway\'s key ' +
-      '(a wrong key fails readiness); Redis with LIMITS_FAIL_MODE=closed (with open, Redis is reported but does not fail readiness); ' +
-      '503 once shutdown begins',
+      'Readiness: the database and (unless HEALTH_READY_INCLUDE_LITELLM=false) LiteLLM answer, and Redis with LIMITS_FAIL_MODE=closed ' +
+      '(with open, Redis is reported but does not fail readiness); 503 once shutdown begins',
   })
   @ApiOkResponse({ description: 'Ready' })
   @ApiServiceUnavailableResponse({ description: "Terminus' details, naming what is down, or shutting down" })
