@@ -109,7 +109,7 @@ describe('logs and metrics', () => {
   const rawLinesOf = (requestId: string) => logs.split('\n').filter((line) => line.includes(`"${requestId}"`));
   const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
-  it("puts the request id on the lines other classes write while serving it (here: readiness failing on LiteLLM's refusal)", async () => {
+  it("puts the request id on a warning written while serving a request (here: readiness failing on LiteLLM's refusal)", async () => {
     upstream.respondNext({ path: '/models', status: 401, body: { error: { message: 'Authentication Error' } } });
     const response = await fetch(`${gateway.url}/health/ready`, { headers: { 'x-request-id': 'probe-context-1' } });
     expect(response.status).toBe(503);

@@ -60,7 +60,7 @@ export class HealthController {
       return { status: 'shutting_down', info: {}, error: {}, details: {} };
     }
     const result = await this.run(reply, this.readinessIncludesLiteLLM);
-    this.logChange(result);
+    this.logChange(result, String(reply.request.id));
     return result;
   }
 
@@ -95,16 +95,16 @@ export class HealthController {
   }
 
   /** Not ready is worth a warning naming the cause, once, and so is ready again. */
-  private logChange(result: HealthCheckResult): void {
+  private logChange(result: HealthCheckResult, requestId: string): void {
     const ready = result.status === 'ok';
     if (ready === this.lastReady) return;
     const first = this.lastReady === undefined;
     this.lastReady = ready;
     if (!ready) {
       const causes = Object.entries(result.error ?? {}).map(([name, check]) => `${name}: ${String(check?.message ?? check?.status)}`);
-      this.logger.warn({ msg: `Not ready: ${causes.join('; ')}`, ready, causes: result.error });
+      this.logger.warn({ msg: `Not ready: ${causes.join('; ')}`, requestId, ready, causes: result.error });
     } else if (!first) {
-      this.logger.log({ msg: 'Ready again', ready });
+      this.logger.log({ msg: 'Ready again', requestId, ready });
     }
   }
 

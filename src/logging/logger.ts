@@ -1,7 +1,6 @@
 import { LoggerService } from '@nestjs/common';
 import pino, { DestinationStream, Logger as PinoLogger } from 'pino';
 import { LogLevel } from '../config/environment';
-import { currentRequestId } from './request-context';
 
 /**
  * Paths that could carry a secret if an object holding one is ever logged. The gateway logs no
@@ -33,10 +32,7 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
   );
 }
 
-/**
- * Nest's own log lines (startup, module errors) and every `new Logger(...)` of the app, through the same pino
- * logger. A line written while serving a request carries its `requestId`, the field Fastify's request lines use.
- */
+/** Nest's own log lines (startup, module errors) through the same pino logger. */
 export class NestPinoLogger implements LoggerService {
   constructor(private readonly logger: PinoLogger) {}
 
@@ -68,8 +64,6 @@ export class NestPinoLogger implements LoggerService {
 
   private write(level: pino.Level, message: unknown, context?: string, stack?: string) {
     const fields: Record<string, unknown> = {};
-    const requestId = currentRequestId();
-    if (requestId !== undefined) fields.requestId = requestId;
     if (context) fields.context = context;
     if (stack) fields.stack = stack;
     if (message instanceof Error) {

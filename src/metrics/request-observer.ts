@@ -4,7 +4,6 @@ import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { MetricsService } from './metrics.service';
 import { MODEL_HEADER } from '../common/model-name';
 import { REQUEST_ID_HEADER } from '../common/request-id';
-import { bindRequestContext } from '../logging/request-context';
 
 /** Probes and scrapes come every few seconds: logged at debug level so they do not drown the rest. */
 const QUIET_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
@@ -25,14 +24,12 @@ function levelFor(route: string, statusCode: number): 'debug' | 'info' | 'warn' 
 }
 
 /**
- * Per request: the x-request-id header, the request's log context (its id on every line written while serving it),
- * the in-flight gauge, the duration histogram and ONE log line with method, route, status, the error code of a
- * failure, duration, model and organization where known. It listens for the socket response's `close`, which also
+ * Per request: the x-request-id header, the in-flight gauge, the duration histogram and ONE log line with method,
+ * route, status, the error code of a failure, duration, model and organization where known. It listens for the socket response's `close`, which also
  * fires for streamed (hijacked) replies and for callers that hang up. Never logs headers or bodies: no keys, no
  * prompts. The request id is Fastify's own log binding (`requestId`, see app.factory.ts), so it appears once.
  */
 export function observeRequests(fastify: FastifyInstance, metrics: MetricsService): void {
-  bindRequestContext(fastify);
   const errorCodes = new WeakMap<FastifyRequest, string>();
 
   // Only error answers are looked at, and only their first bytes: they are small JSON bodies the filter wrote.
