@@ -58,8 +58,9 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   // gateway's budget for its own hop is small (see docs/benchmarks.md).
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
-    // One line per request is written by observeRequests(), not by Fastify.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One line per request is written by observeRequests(), not by Fastify. `requestId` is the one name of the
+    // request id in every log line, Fastify's and the app's (see NestPinoLogger).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestIdFor,
     requestIdHeader: false,
     // While the server closes, requests already on a connection are served, not answered 503.

@@ -104,6 +104,71 @@ describe('logs and metrics', () => {
     expect(text).not.toContain(CANARY_PROMPT);
   });
 
+  // Before any second app: Nest's static Logger writes through the app created last.
+  /** The raw lines of one request id (as written: a duplicated field would show here, not in a parsed object). */
+  const rawLinesOf = (requestId: string) => logs.split('\n').filter((line) => line.includes(`"${requestId}"`));
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+  it("puts the request id on a warning written while serving a request (here: readiness failing on LiteLLM's refusal)", async () => {
+    upstream.respondNext({ path: '/models', status: 401, body: { error: { message: 'Authentication Error' } } });
+    const response = await fetch(`${gateway.url}/health/ready`, { headers: { 'x-request-id': 'probe-context-1' } });
+    expect(response.status).toBe(503);
+    await settle();
+
+    const readiness = logLines().find((entry) => entry.context === 'Readiness');
+    expect(readiness).toMatchObject({
+      level: 'warn',
+      requestId: 'probe-context-1',
+      msg: "Not ready: litellm: LiteLLM refused the gateway's key (401): check LITELLM_API_KEY",
+    });
+    // Lines written outside any request carry none.
+    expect(logLines().filter((entry) => entry.context === 'Config').every((entry) => entry.requestId === undefined)).toBe(true);
+  });
+
+  it('writes the request id under one name, once per line, on the fallback warning too', async () => {
+    const organization = await readJson(await postJson(`${gateway.url}/v1/organizations`, { name: 'Falls back' }));
+    upstream.respondNext({ status: 404, body: { error: { message: 'model gone' } } });
+    const response = await postJson(`${gateway.url}/v1/organizations/${organization.id}/chat`, withCanaries, { 'x-request-id': 'fallback-1' });
+    expect(response.status).toBe(200);
+    await response.text();
+    await settle();
+
+    const lines = rawLinesOf('fallback-1');
+    const parsed = lines.map((line) => JSON.parse(line));
+    expect(parsed).toContainEqual(expect.objectContaining({ level: 'warn', reason: 'MODEL_NOT_FOUND', msg: expect.stringContaining('trying the fallback model') }));
+    expect(parsed).toContainEqual(expect.objectContaining({ msg: 'request completed', statusCode: 200 }));
+    for (const line of lines) expect(line.match(/"requestId":"fallback-1"/g)).toHaveLength(1);
+    expect(logs).not.toContain('"reqId"');
+  });
+
+  it('logs a failed request with its error code: a 5xx at warn, a 4xx at info', async () => {
+    upstream.respondNext({ status: 500 });
+    await (await postJson(`${gateway.url}/v1/chat`, withCanaries, { 'x-request-id': 'fails-upstream' })).text();
+    await (await postJson(`${gateway.url}/v1/chat`, { messages: [] }, { 'x-request-id': 'fails-validation' })).text();
+    await (await postJson(`${gateway.url}/openai/v1/chat/completions`, { messages: 'nope' }, { 'x-request-id': 'fails-openai' })).text();
+    await (await postJson(`${gateway.url}/v1/chat`, withCanaries, { 'x-request-id': 'succeeds' })).text();
+    await settle();
+
+    const line = (requestId: string) => logLines().find((entry) => entry.requestId === requestId && entry.msg === 'request completed');
+    expect(line('fails-upstream')).toMatchObject({ level: 'warn', statusCode: 502, code: 'UPSTREAM_ERROR', route: '/v1/chat' });
+    expect(line('fails-validation')).toMatchObject({ level: 'info', statusCode: 400, code: 'VALIDATION_FAILED' });
+    expect(line('fails-openai')).toMatchObject({ level: 'info', statusCode: 400, code: 'VALIDATION_FAILED', route: '/openai/v1/chat/completions' });
+    expect(line('succeeds')).toMatchObject({ level: 'info', statusCode: 200 });
+    expect(line('succeeds')).not.toHaveProperty('code');
+  });
+
+  it('logs Swagger UI, its assets and the OpenAPI document at debug, like probes', async () => {
+    for (const [path, id] of [['/docs', 'docs-page'], ['/docs/swagger-ui.css', 'docs-asset'], ['/docs-json', 'docs-json'], ['/health/live', 'probe']]) {
+      const response = await fetch(`${gateway.url}${path}`, { headers: { 'x-request-id': id } });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    }
+    await settle();
+    for (const id of ['docs-page', 'docs-asset', 'docs-json', 'probe']) {
+      expect(logLines().filter((entry) => entry.requestId === id)).toEqual([expect.objectContaining({ level: 'debug', msg: 'request completed', statusCode: 200 })]);
+    }
+  });
+
   it('can switch metrics off', async () => {
     const quiet = await startGateway({ METRICS_ENABLED: 'false' });
     try {

@@ -1,4 +1,6 @@
-import { configurationWarnings, DEVELOPMENT_LITELLM_API_KEY, validateEnvironment } from './environment';
+import { configurationWarnings, DEVELOPMENT_LITELLM_API_KEY, validateDatabaseEnvironment, validateEnvironment } from './environment';
+
+const PRODUCTION_DATABASE = { DATABASE_URL: 'postgres://gateway:secret@db.internal:5432/gateway' };
 
 describe('validateEnvironment', () => {
   it('applies the documented defaults', () => {
@@ -49,19 +51,48 @@ describe('validateEnvironment', () => {
   });
 
   it('requires LITELLM_API_KEY in production', () => {
-    expect(() => validateEnvironment({ NODE_ENV: 'production' })).toThrow(/LITELLM_API_KEY: required when NODE_ENV=production/);
-    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: 'k'.repeat(16) }).LITELLM_API_KEY).toBe(
+    expect(() => validateEnvironment({ NODE_ENV: 'production', ...PRODUCTION_DATABASE })).toThrow(/LITELLM_API_KEY: required when NODE_ENV=production/);
+    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: 'k'.repeat(16), ...PRODUCTION_DATABASE }).LITELLM_API_KEY).toBe(
       'sk-prod',
     );
   });
 
   it('refuses to start in production without caller keys', () => {
-    expect(() => validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod' })).toThrow(
+    expect(() => validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', ...PRODUCTION_DATABASE })).toThrow(
       /at least one caller key is required when NODE_ENV=production/,
     );
-    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_ADMIN_API_KEYS: 'a'.repeat(16) }).NODE_ENV).toBe(
+    expect(validateEnvironment({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_ADMIN_API_KEYS: 'a'.repeat(16), ...PRODUCTION_DATABASE }).NODE_ENV).toBe(
       'production',
     );
+  });
+
+  it('refuses the embedded database in production unless ALLOW_EMBEDDED_DATABASE=true', () => {
+    const production = { NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: 'k'.repeat(16) };
+    expect(() => validateEnvironment(production)).toThrow(
+      /DATABASE_URL: required when NODE_ENV=production .*set ALLOW_EMBEDDED_DATABASE=true to run on the embedded database anyway/,
+    );
+    expect(() => validateEnvironment({ ...production, DATABASE_URL: '' })).toThrow(/DATABASE_URL: required/);
+    expect(() => validateEnvironment({ ...production, ALLOW_EMBEDDED_DATABASE: 'false' })).toThrow(/DATABASE_URL: required/);
+    expect(validateEnvironment({ ...production, ALLOW_EMBEDDED_DATABASE: 'true' })).toMatchObject({ DATABASE_URL: undefined, ALLOW_EMBEDDED_DATABASE: true });
+    expect(validateEnvironment({ ...production, ...PRODUCTION_DATABASE }).DATABASE_URL).toBe(PRODUCTION_DATABASE.DATABASE_URL);
+    // Outside production the embedded database is the default.
+    expect(validateEnvironment({}).ALLOW_EMBEDDED_DATABASE).toBe(false);
+    expect(validateEnvironment({}).DATABASE_URL).toBeUndefined();
+  });
+
+  it('checks the database settings alone for the migration CLI: no LiteLLM or caller key asked for, in production too', () => {
+    expect(validateDatabaseEnvironment({ NODE_ENV: 'production', ...PRODUCTION_DATABASE, PORT: 'not a port', GATEWAY_API_KEYS: 'short' })).toEqual({
+      NODE_ENV: 'production',
+      ...PRODUCTION_DATABASE,
+      DATA_DIR: './.data',
+      MIGRATIONS_RUN: true,
+      ALLOW_EMBEDDED_DATABASE: false,
+    });
+    expect(() => validateDatabaseEnvironment({ NODE_ENV: 'production' })).toThrow(/DATABASE_URL: required when NODE_ENV=production/);
+    expect(() => validateDatabaseEnvironment({ DATABASE_URL: 'mysql://root:hunter2@db/x' })).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/^Invalid environment configuration:\n  - DATABASE_URL=\(hidden\): DATABASE_URL must be a postgres/) }),
+    );
+    expect(() => validateDatabaseEnvironment({ DATABASE_URL: 'mysql://root:hunter2@db/x' })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('hunter2') }));
   });
 
   it('refuses short caller keys and keys with spaces, without printing them', () => {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { applyDecorators } from '@nestjs/common';
+import { existsSync } from 'node:fs';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsModelName } from '../common/model-name';
 import {
@@ -153,6 +154,10 @@ export class Environment {
   @IsBooleanFlag()
   MIGRATIONS_RUN: boolean = true;
 
+  /** With NODE_ENV=production, run on the embedded database when DATABASE_URL is unset, rather than refuse to start. */
+  @IsBooleanFlag()
+  ALLOW_EMBEDDED_DATABASE: boolean = false;
+
   /** How long an organization's model preferences are served from memory. */
   @IsInt()
   @Min(0)
@@ -284,21 +289,57 @@ export class Environment {
 const SECRET_NAME = /_KEYS?$|SECRET|PASSWORD|DATABASE_URL|REDIS_URL/;
 const MIN_CALLER_KEY_LENGTH = 16;
 
+/** What the database needs, and all the migration CLI reads: it must run where the gateway's secrets are not. */
+export const DATABASE_SETTINGS = ['NODE_ENV', 'DATABASE_URL', 'DATA_DIR', 'MIGRATIONS_RUN', 'ALLOW_EMBEDDED_DATABASE'] as const;
+export type DatabaseSettings = Pick<Environment, (typeof DATABASE_SETTINGS)[number]>;
+
+/**
+ * Loads `.env` from the working directory into process.env, as `npm start` and `npm run migration:*` both do.
+ * Variables already set win over the file.
+ */
+export function loadEnvFile(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}
+
+/** Converts and checks the variables (all, or only those named), collecting a line per bad one. */
+function readEnvironment(raw: Record<string, unknown>, only?: readonly string[]): { env: Environment; problems: string[] } {
+  const known = Object.keys(new Environment());
+  const present = Object.fromEntries(
+    Object.entries(raw).filter(([key, value]) => known.includes(key) && (!only || only.includes(key)) && value !== ''),
+  );
+  const env = plainToInstance(Environment, present, { enableImplicitConversion: true, exposeDefaultValues: true });
+  const problems = validateSync(env, { skipMissingProperties: false })
+    .filter((error) => !only || only.includes(error.property))
+    .map((error) => {
+      const reasons = Object.values(error.constraints ?? {}).join(', ');
+      const shown = SECRET_NAME.test(error.property) ? '(hidden)' : JSON.stringify(raw[error.property]);
+      return `${error.property}=${shown}: ${reasons}`;
+    });
+  return { env, problems };
+}
+
+/** The embedded database is one process's files in DATA_DIR: in production it must be asked for, not fallen into. */
+function databaseProblems(env: DatabaseSettings): string[] {
+  if (env.NODE_ENV !== 'production' || env.DATABASE_URL || env.ALLOW_EMBEDDED_DATABASE) return [];
+  return [
+    'DATABASE_URL: required when NODE_ENV=production (without it the gateway would keep its data in an embedded ' +
+      'database under DATA_DIR, one process only); set ALLOW_EMBEDDED_DATABASE=true to run on the embedded database anyway',
+  ];
+}
+
+function throwIfAny(problems: string[]): void {
+  if (problems.length > 0) {
+    throw new Error(`Invalid environment configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
 /**
  * ConfigModule's `validate` hook: converts strings to numbers, applies defaults and throws ONE error
  * naming every bad variable, so a misconfigured deployment fails at boot and says everything at once.
  */
 export function validateEnvironment(raw: Record<string, unknown>): Environment {
-  const known = Object.keys(new Environment());
-  const present = Object.fromEntries(
-    Object.entries(raw).filter(([key, value]) => known.includes(key) && value !== ''),
-  );
-  const env = plainToInstance(Environment, present, { enableImplicitConversion: true, exposeDefaultValues: true });
-  const problems = validateSync(env, { skipMissingProperties: false }).map((error) => {
-    const reasons = Object.values(error.constraints ?? {}).join(', ');
-    const shown = SECRET_NAME.test(error.property) ? '(hidden)' : JSON.stringify(raw[error.property]);
-    return `${error.property}=${shown}: ${reasons}`;
-  });
+  const { env, problems } = readEnvironment(raw);
+  problems.push(...databaseProblems(env));
 
   if (env.LITELLM_API_KEY === undefined) {
     if (env.NODE_ENV === 'production') {
@@ -320,8 +361,14 @@ export function validateEnvironment(raw: Record<string, unknown>): Environment {
     problems.push('GATEWAY_API_KEYS / GATEWAY_ADMIN_API_KEYS: at least one caller key is required when NODE_ENV=production');
   }
 
-  if (problems.length > 0) {
-    throw new Error(`Invalid environment configuration:\n  - ${problems.join('\n  - ')}`);
-  }
+  throwIfAny(problems);
   return env;
+}
+
+/** The database settings alone, checked as validateEnvironment() checks them: for the migration CLI. */
+export function validateDatabaseEnvironment(raw: Record<string, unknown>): DatabaseSettings {
+  const { env, problems } = readEnvironment(raw, DATABASE_SETTINGS);
+  problems.push(...databaseProblems(env));
+  throwIfAny(problems);
+  return Object.fromEntries(DATABASE_SETTINGS.map((key) => [key, env[key]])) as DatabaseSettings;
 }

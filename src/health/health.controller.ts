@@ -1,4 +1,4 @@
-import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Logger, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckResult, HealthCheckService, HealthIndicatorFunction, HealthIndicatorResult, TypeOrmHealthIndicator } from '@nestjs/terminus';
@@ -14,6 +14,9 @@ import { LiteLLMHealthIndicator } from '../litellm/litellm.health';
 @Public()
 @Controller('health')
 export class HealthController {
+  private readonly logger = new Logger('Readiness');
+  /** The last readiness answer, so that a change is logged once (probes themselves log at debug). */
+  private lastReady: boolean | undefined;
   private readonly readinessIncludesLiteLLM: boolean;
   private readonly timeoutMs: number;
   /** Redis holds the limits only when REDIS_URL is set; without it they are in memory and always answer. */
@@ -56,7 +59,9 @@ export class HealthController {
       void reply.status(503);
       return { status: 'shutting_down', info: {}, error: {}, details: {} };
     }
-    return this.run(reply, this.readinessIncludesLiteLLM);
+    const result = await this.run(reply, this.readinessIncludesLiteLLM);
+    this.logChange(result, String(reply.request.id));
+    return result;
   }
 
   @Get()
@@ -72,9 +77,9 @@ export class HealthController {
    * they are. Redis, when the limits may go unchecked without it (LIMITS_FAIL_MODE=open), is reported beside the
    * checks, `down` included, without failing them: the instance still serves every call.
    */
-  private async run(reply: FastifyReply, includeLiteLLM: boolean): Promise<unknown> {
+  private async run(reply: FastifyReply, includeLiteLLM: boolean): Promise<HealthCheckResult> {
     const checks: HealthIndicatorFunction[] = [() => this.database.pingCheck('database').withTimeout(this.timeoutMs)];
-    if (includeLiteLLM) checks.push(() => this.litellm.isLive('litellm'));
+    if (includeLiteLLM) checks.push(() => this.litellm.isReady('litellm'));
     if (this.usesRedis && this.limitsFailClosed) checks.push(() => this.limits.isReachable('redis'));
     const redis = this.usesRedis && !this.limitsFailClosed ? this.redisReport() : undefined;
     let result: HealthCheckResult;
@@ -87,6 +92,20 @@ export class HealthController {
     }
     if (redis) result.details = { ...result.details, redis: await redis };
     return result;
+  }
+
+  /** Not ready is worth a warning naming the cause, once, and so is ready again. */
+  private logChange(result: HealthCheckResult, requestId: string): void {
+    const ready = result.status === 'ok';
+    if (ready === this.lastReady) return;
+    const first = this.lastReady === undefined;
+    this.lastReady = ready;
+    if (!ready) {
+      const causes = Object.entries(result.error ?? {}).map(([name, check]) => `${name}: ${String(check?.message ?? check?.status)}`);
+      this.logger.warn({ msg: `Not ready: ${causes.join('; ')}`, requestId, ready, causes: result.error });
+    } else if (!first) {
+      this.logger.log({ msg: 'Ready again', requestId, ready });
+    }
   }
 
   private async redisReport(): Promise<HealthIndicatorResult[string]> {
