@@ -30,7 +30,16 @@ export class ShutdownService implements OnModuleInit, BeforeApplicationShutdown,
   private closing = false;
   /** For the last line: requests in flight now, and what happened to them once the shutdown began. */
   private inFlight = 0;
-  private readonly drained = { signal: 'close', startedAt: 0, inFlightAtSignal: 0, servedAfterSignal: 0, arrivedDuringDrain: 0, inFlightAtClose: 0, streamsAtClose: 0, streamsEnded: 0 };
+  private readonly drained = {
+    signal: 'close',
+    startedAt: 0,
+    inFlightAtSignal: 0,
+    servedAfterSignal: 0,
+    arrivedDuringDrain: 0,
+    inFlightAtClose: 0,
+    streamsAtClose: 0,
+    streamsEnded: 0,
+  };
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,

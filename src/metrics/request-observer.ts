@@ -20,14 +20,15 @@ const ERROR_CODE = /"code":"([A-Z][A-Z0-9_]{0,63})"/;
  */
 function levelFor(route: string, statusCode: number): 'debug' | 'info' | 'warn' {
   if (QUIET_ROUTES.has(route) || route.startsWith(QUIET_PREFIX)) return 'debug';
-  return statusCode >= 500 && statusCode !== 499 ? 'warn' : 'info';
+  return statusCode >= 500 ? 'warn' : 'info';
 }
 
 /**
  * Per request: the x-request-id header, the in-flight gauge, the duration histogram and ONE log line with method,
- * route, status, the error code of a failure, duration, model and organization where known. It listens for the socket response's `close`, which also
- * fires for streamed (hijacked) replies and for callers that hang up. Never logs headers or bodies: no keys, no
- * prompts. The request id is Fastify's own log binding (`requestId`, see app.factory.ts), so it appears once.
+ * route, status, the error code of a failure, duration, model and organization where known. It listens for the
+ * socket response's `close`, which also fires for streamed (hijacked) replies and for callers that hang up. Never
+ * logs headers or bodies: no keys, no prompts. The request id is Fastify's own log binding (`requestId`, see
+ * app.factory.ts), so it appears once.
  */
 export function observeRequests(fastify: FastifyInstance, metrics: MetricsService): void {
   const errorCodes = new WeakMap<FastifyRequest, string>();
