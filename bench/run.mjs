@@ -131,7 +131,7 @@ async function startGateway(litellmUrl, name, extraEnv = {}) {
       LITELLM_API_KEY: LITELLM_MASTER_KEY,
       GATEWAY_API_KEYS: CALLER_KEY,
       GATEWAY_ADMIN_API_KEYS: ADMIN_KEY,
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { DATA_DIR: mkdtempSync(join(os.tmpdir(), `llm-gateway-bench-${name}-`)) }),
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { DATA_DIR: mkdtempSync(join(os.tmpdir(), `llm-gateway-bench-${name}-`)), ALLOW_EMBEDDED_DATABASE: 'true' }),
       SHUTDOWN_DRAIN_MS: '0',
       // For experiments with V8 flags (heap sizing and the like) on the gateway alone.
       ...(process.env.BENCH_GATEWAY_NODE_OPTIONS && { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }),

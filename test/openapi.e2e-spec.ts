@@ -59,20 +59,21 @@ describe('OpenAPI document', () => {
   });
 
   it('is off in production unless SWAGGER_ENABLED=true', async () => {
-    const production = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: undefined });
+    const production = await startGateway({ NODE_ENV: 'production', ALLOW_EMBEDDED_DATABASE: 'true', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: undefined });
     try {
       expect((await fetch(`${production.url}/docs-json`)).status).toBe(404);
       expect((await fetch(`${production.url}/docs`)).status).toBe(404);
     } finally {
       await production.close();
     }
-    const opted = await startGateway({ NODE_ENV: 'production', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: 'true' });
+    const opted = await startGateway({ NODE_ENV: 'production', ALLOW_EMBEDDED_DATABASE: 'true', LITELLM_API_KEY: 'sk-prod', GATEWAY_API_KEYS: PRODUCTION_KEY, SWAGGER_ENABLED: 'true' });
     try {
       expect((await fetch(`${opted.url}/docs-json`)).status).toBe(200);
     } finally {
       await opted.close();
       process.env.NODE_ENV = 'test';
       delete process.env.SWAGGER_ENABLED;
+      delete process.env.ALLOW_EMBEDDED_DATABASE;
     }
   });
 });

@@ -150,7 +150,7 @@ export class ChatResponder {
     } catch (error) {
       const described = describeError(error);
       if (described.code === 'REQUEST_ABORTED' || described.code === 'STREAM_WRITE_TIMEOUT' || response.destroyed) return;
-      if (described === INTERNAL_ERROR) this.logger.error('Chat stream failed', error instanceof Error ? error.stack : String(error));
+      if (described === INTERNAL_ERROR) this.logger.error({ msg: 'Chat stream failed', requestId: String(reply.request.id), stack: error instanceof Error ? error.stack : String(error) });
       response.write(format.error(described, String(reply.request.id)));
     } finally {
       untrack();
