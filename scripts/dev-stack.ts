@@ -140,8 +140,10 @@ export async function startLiteLLMProcess(options: LiteLLMOptions): Promise<Chil
 export interface GatewayOptions {
   port: number;
   litellmUrl: string;
-  /** Added to the gateway's environment; the rest of it is this process's. */
+  /** Added to the gateway's environment; the rest of it is this process's, unless `isolated`. */
   env?: Record<string, string>;
+  /** Only PATH and `env` reach the gateway: nothing of the developer's shell (the tests). */
+  isolated?: boolean;
   /** Where it runs: where it reads .env and keeps ./.data. */
   cwd?: string;
   onLine?: LineSink;
@@ -152,7 +154,7 @@ export async function startGatewayProcess(options: GatewayOptions): Promise<Chil
   const main = join(PROJECT_ROOT, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npx nest build\`.`);
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...(options.isolated ? { PATH: process.env.PATH } : process.env),
     NODE_ENV: 'development',
     PORT: String(options.port),
     LITELLM_URL: options.litellmUrl,
@@ -182,6 +184,7 @@ export interface DevStackOptions {
   forceFakeProvider?: boolean;
   gatewayEnv?: Record<string, string>;
   gatewayCwd?: string;
+  isolatedGateway?: boolean;
   onLine?: LineSink;
 }
 
@@ -201,6 +204,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       litellmUrl: litellm.url,
       env: options.gatewayEnv,
       cwd: options.gatewayCwd,
+      isolated: options.isolatedGateway,
       onLine: options.onLine,
     });
     started.push(gateway);

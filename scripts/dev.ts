@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { assertPortFree, DevStack, providerKeysIn, startDevStack } from './dev-stack';
 
 /**
@@ -5,6 +6,9 @@ import { assertPortFree, DevStack, providerKeysIn, startDevStack } from './dev-s
  * unless keys are configured), for a try-out with no provider keys. With OPENAI_API_KEY or ANTHROPIC_API_KEY set,
  * LiteLLM gets the shipped litellm-config.yaml and the real providers instead. Ctrl-C stops everything.
  */
+
+// As main.ts does: variables already set win over the file. Provider keys there count too.
+if (existsSync('.env')) process.loadEnvFile('.env');
 
 const gatewayPort = Number(process.env.PORT ?? 3000);
 const litellmPort = Number(process.env.LITELLM_PORT ?? 4000);
