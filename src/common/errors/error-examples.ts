@@ -1,0 +1,72 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { errorResponse, ErrorResponseDto } from './error-response';
+import { ERROR_CODES, ErrorCode } from './gateway-error';
+
+/** A message per code, as the gateway writes it: what Swagger shows as each status's examples. */
+const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
+  VALIDATION_FAILED: 'maxTokens must not be greater than 32768',
+  BAD_REQUEST: 'Body is not valid JSON',
+  UNAUTHORIZED: 'A valid API key is required: Authorization: Bearer <key>',
+  FORBIDDEN: 'This route needs an admin API key',
+  NOT_FOUND: 'Cannot POST /v1/chats',
+  ORGANIZATION_NOT_FOUND: 'Organization 6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11 does not exist',
+  ORGANIZATION_EXISTS: 'Organization 6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11 already exists',
+  PAYLOAD_TOO_LARGE: 'Request body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Unsupported Media Type: text/plain',
+  UNKNOWN_MODEL: 'llmModel gpt-5-turbo not served by LiteLLM as a chat model. Available models: claude-3-5-sonnet, gpt-4o',
+  FALLBACK_SAME_AS_PRIMARY: 'llmFallbackModel must differ from llmModel (both are gpt-4o)',
+  RATE_LIMITED: "The organization's limit of 600 requests per minute is reached",
+  CONCURRENCY_LIMITED: "The organization's 20 concurrent requests are all in flight",
+  BUDGET_EXHAUSTED:
+    "The organization's monthly token budget of 50000000 is spent (49999120 used or reserved, this call needs 4108) until 2026-12-01T00:00:00.000Z",
+  MODEL_NOT_FOUND: 'Invalid model name passed in model=gpt-5-turbo',
+  UPSTREAM_BAD_REQUEST: "This model's maximum context length is 128000 tokens",
+  UPSTREAM_CONTENT_POLICY: "The provider's content policy refused the prompt",
+  UPSTREAM_RATE_LIMITED: 'Rate limited upstream: Rate limit reached for gpt-4o',
+  UPSTREAM_AUTH_FAILED: "LiteLLM or its provider refused the gateway's credentials (HTTP 401)",
+  UPSTREAM_ERROR: 'LiteLLM failed (HTTP 500)',
+  UPSTREAM_INVALID_RESPONSE: 'LiteLLM answered 200 with an invalid answer: no choices',
+  UPSTREAM_STREAM_TRUNCATED: 'The stream from LiteLLM ended before the answer was complete',
+  UPSTREAM_UNAVAILABLE: 'LiteLLM is unreachable',
+  UPSTREAM_TIMEOUT: 'LiteLLM did not answer in time',
+  DATABASE_UNAVAILABLE: 'The database is unreachable; try again shortly',
+  LIMITS_UNAVAILABLE: 'Rate limits cannot be checked right now; try again shortly',
+  MODEL_CATALOG_UNAVAILABLE: "LiteLLM's model list cannot be read, so the models cannot be checked; try again shortly",
+  SHUTTING_DOWN: 'The gateway is shutting down; retry the call',
+  REQUEST_ABORTED: 'The caller went away',
+  STREAM_WRITE_TIMEOUT: 'The caller read nothing for 60000 ms',
+  INTERNAL_ERROR: 'Internal server error',
+};
+
+const EXAMPLE_REQUEST_ID = '0b7e9f2c-4a3d-4f7e-9a55-2f1c3b8d6e10';
+
+/** The error body a code is answered with, as Swagger's example of it. */
+export function exampleErrorBody(code: ErrorCode): ErrorResponseDto {
+  return errorResponse(ERROR_CODES[code].status, code, EXAMPLE_MESSAGES[code], EXAMPLE_REQUEST_ID);
+}
+
+/**
+ * The error responses of a route, from the codes it can answer: one response per status, whose description
+ * says when each of its codes happens and whose examples are each code's own body. The codes, statuses and
+ * descriptions come from ERROR_CODES, so the document cannot disagree with the gateway.
+ */
+export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) byStatus.set(ERROR_CODES[code].status, [...(byStatus.get(ERROR_CODES[code].status) ?? []), code]);
+  const responses = [...byStatus.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([status, group]) =>
+      ApiResponse({
+        status,
+        description: group.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}`).join('. '),
+        content: {
+          'application/json': {
+            schema: { $ref: getSchemaPath(ErrorResponseDto) },
+            examples: Object.fromEntries(group.map((code) => [code, { summary: code, value: exampleErrorBody(code) }])),
+          },
+        },
+      }),
+    );
+  return applyDecorators(ApiExtraModels(ErrorResponseDto), ...responses);
+}
