@@ -1,5 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { openAiErrorBody } from './all-exceptions.filter';
 import { errorResponse, ErrorResponseDto } from './error-response';
 import { ERROR_CODES, ErrorCode } from './gateway-error';
 
@@ -46,15 +47,31 @@ export function exampleErrorBody(code: ErrorCode): ErrorResponseDto {
   return errorResponse(ERROR_CODES[code].status, code, EXAMPLE_MESSAGES[code], EXAMPLE_REQUEST_ID);
 }
 
-/**
- * The error responses of a route, from the codes it can answer: one response per status, whose description
- * says when each of its codes happens and whose examples are each code's own body. The codes, statuses and
- * descriptions come from ERROR_CODES, so the document cannot disagree with the gateway.
- */
-export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+/** The parameter at fault in an example, for OpenAI's envelope (`param`). */
+const EXAMPLE_PARAMS: Partial<Record<ErrorCode, string>> = { VALIDATION_FAILED: 'max_tokens' };
+/** OpenAI's routes name fields in snake_case. */
+const OPENAI_EXAMPLE_MESSAGES: Partial<Record<ErrorCode, string>> = { VALIDATION_FAILED: 'max_tokens must not be greater than 32768' };
+
+/** OpenAI's error envelope, as Swagger shows it: the gateway's code in `code`, the offending field in `param`. */
+const OPENAI_ERROR_SCHEMA = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        message: { type: 'string', example: 'max_tokens must not be greater than 32768' },
+        type: { type: 'string', example: 'invalid_request_error' },
+        param: { type: 'string', nullable: true, example: 'max_tokens' },
+        code: { type: 'string', example: 'VALIDATION_FAILED' },
+      },
+    },
+  },
+};
+
+function errorResponses(codes: ErrorCode[], schema: object, body: (code: ErrorCode) => unknown) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of codes) byStatus.set(ERROR_CODES[code].status, [...(byStatus.get(ERROR_CODES[code].status) ?? []), code]);
-  const responses = [...byStatus.entries()]
+  return [...byStatus.entries()]
     .sort(([a], [b]) => a - b)
     .map(([status, group]) =>
       ApiResponse({
@@ -62,11 +79,28 @@ export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & Clas
         description: group.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}`).join('. '),
         content: {
           'application/json': {
-            schema: { $ref: getSchemaPath(ErrorResponseDto) },
-            examples: Object.fromEntries(group.map((code) => [code, { summary: code, value: exampleErrorBody(code) }])),
+            schema,
+            examples: Object.fromEntries(group.map((code) => [code, { summary: code, value: body(code) }])),
           },
         },
       }),
     );
-  return applyDecorators(ApiExtraModels(ErrorResponseDto), ...responses);
+}
+
+/**
+ * The error responses of a route, from the codes it can answer: one response per status, whose description
+ * says when each of its codes happens and whose examples are each code's own body. The codes, statuses and
+ * descriptions come from ERROR_CODES, so the document cannot disagree with the gateway.
+ */
+export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  return applyDecorators(ApiExtraModels(ErrorResponseDto), ...errorResponses(codes, { $ref: getSchemaPath(ErrorResponseDto) }, exampleErrorBody));
+}
+
+/** The same, in OpenAI's error envelope: the /openai/v1 routes. */
+export function ApiOpenAiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ...errorResponses(codes, OPENAI_ERROR_SCHEMA, (code) =>
+      openAiErrorBody({ statusCode: ERROR_CODES[code].status, code, message: OPENAI_EXAMPLE_MESSAGES[code] ?? EXAMPLE_MESSAGES[code], headers: {}, param: EXAMPLE_PARAMS[code] }),
+    ),
+  );
 }
