@@ -58,7 +58,7 @@ export class LimitsController {
     summary: "An organization's limits: each one's use now, what remains, and when it resets",
     description: 'A limit that is off has null figures. The token budget counts the ledger\'s tokens plus the estimates of the calls in flight (`reserved`).',
   })
-  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', schema: { type: 'string', format: 'uuid' } })
+  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', type: String, format: 'uuid' })
   @ApiOkResponse({ type: OrganizationLimitsUsageDto })
   @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'ORGANIZATION_NOT_FOUND', 'DATABASE_UNAVAILABLE', 'LIMITS_UNAVAILABLE')
   async limitsOf(@Param('id', parseUuid) id: string): Promise<OrganizationLimitsUsageDto> {

@@ -235,7 +235,7 @@ export class LlmController {
       'fallback served it. Streams fall back only before their first byte. The organization\'s limits apply ' +
       '(x-ratelimit-* headers when it has per-minute limits), and the call is recorded in its usage.',
   })
-  @ApiParam({ name: 'id', description: "The organization's id", example: EXAMPLE_ORGANIZATION_ID, schema: { type: 'string', format: 'uuid' } })
+  @ApiParam({ name: 'id', description: "The organization's id", example: EXAMPLE_ORGANIZATION_ID, type: String, format: 'uuid' })
   @ApiBody({ schema: { $ref: getSchemaPath(ChatRequestDto) }, examples: ORGANIZATION_CHAT_EXAMPLES })
   @chatAnswers(OrgChatCompletionResultDto, ORGANIZATION_STREAM_EXAMPLE)
   @ApiErrorResponses(...ORGANIZATION_CALL_ERRORS)

@@ -43,7 +43,7 @@ export class UsageController {
     summary: "An organization's usage over a time range, in totals and grouped by model, day or caller key",
     description: 'The range is [from, to): from defaults to the start of the current month (UTC), to to now. Records are visible within USAGE_FLUSH_INTERVAL_MS + 1 s.',
   })
-  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', schema: { type: 'string', format: 'uuid' } })
+  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', type: String, format: 'uuid' })
   @ApiOkResponse({ type: UsageSummaryDto })
   @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'ORGANIZATION_NOT_FOUND', 'DATABASE_UNAVAILABLE')
   async organizationUsage(@Param('id', parseUuid) id: string, @Query() query: OrganizationUsageQueryDto): Promise<UsageSummaryDto> {

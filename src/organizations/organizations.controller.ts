@@ -14,7 +14,7 @@ import { OrganizationsService } from './organizations.service';
 
 /** The `:id` of the routes below, with the README's example organization. */
 const OrganizationId = () =>
-  ApiParam({ name: 'id', description: "The organization's id (a UUID)", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', schema: { type: 'string', format: 'uuid' } });
+  ApiParam({ name: 'id', description: "The organization's id (a UUID)", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', type: String, format: 'uuid' });
 
 @ApiTags('organizations')
 @ApiBearerAuth('api-key')
