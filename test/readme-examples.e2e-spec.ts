@@ -19,10 +19,15 @@ import { DevStack, freePort, PROJECT_ROOT, startDevStack } from '../scripts/dev-
  *   `{...}` any object, `[...]` any array, a `...` member or element: more of them may follow. Everything
  *   else must be equal (the fake provider is deterministic), and an object without `...` has exactly those fields.
  * - Every call answers 2xx unless the README shows another status.
+ * - The ```js and ```python blocks (the OpenAI SDKs) run as they are, against `llm-gateway:3000` (a sibling service's
+ *   name for the gateway) with GATEWAY_KEY set; each `// → text` or `# → text` comment is a line they must print.
  */
 
 const README = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
 const README_ADDRESS = 'localhost:3000';
+const SERVICE_ADDRESS = 'llm-gateway:3000';
+/** The Python of the LiteLLM virtualenv, which has the openai package (as in openai-compat.e2e-spec.ts). */
+const PYTHON = join(PROJECT_ROOT, '.tools', 'litellm-venv', 'bin', 'python');
 const USAGE_FLUSH_INTERVAL_MS = 100;
 
 interface Example {
@@ -296,6 +301,26 @@ function compare(example: Example, answer: Answer): string[] {
   return problems.concat(mismatches(parsePattern(shown[0]), parsed));
 }
 
+/** The SDK examples: each ```js or ```python block, and the lines it must print. */
+function sdkBlocks(markdown: string): Array<{ language: 'js' | 'python'; code: string; prints: string[] }> {
+  return [...markdown.matchAll(/^```(js|python)\n([\s\S]*?)^```$/gm)].map(([, language, code]) => ({
+    language: language as 'js' | 'python',
+    code,
+    prints: [...code.matchAll(/(?:\/\/|#) → (.*)$/gm)].map((match) => match[1].trim()),
+  }));
+}
+
+function runSdkBlock(language: 'js' | 'python', code: string, env: Record<string, string>): Promise<string> {
+  const [command, args] = language === 'js' ? [process.execPath, ['--input-type=module', '-e', code]] : [PYTHON, ['-c', code]];
+  return new Promise((resolve, reject) => {
+    // From the project's folder, where `import 'openai'` finds the gateway's own dependency.
+    execFile(command, args, { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${language} example failed: ${error.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+}
+
+const SDK_EXAMPLES = sdkBlocks(README);
 const EXAMPLES = curlBlocks(README).flatMap((block) => examplesOf(block.section, block.lines));
 /** The organization the README creates: the first id its examples show. */
 const README_ORGANIZATION = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(EXAMPLES.map((example) => example.command).join('\n'))?.[0];
@@ -354,4 +379,13 @@ describe('README examples', () => {
     }
     expect(failures).toEqual([]);
   }, 120_000);
+
+  it('every OpenAI SDK example prints what the README shows', async () => {
+    expect(SDK_EXAMPLES.map((example) => example.language).sort()).toEqual(['js', 'python']);
+    for (const example of SDK_EXAMPLES) {
+      expect(example.prints.length).toBeGreaterThan(0);
+      const stdout = await runSdkBlock(example.language, example.code.split(SERVICE_ADDRESS).join(address), { ...env, GATEWAY_KEY: env.KEY });
+      expect([example.language, stdout.trim().split('\n')]).toEqual([example.language, example.prints]);
+    }
+  }, 60_000);
 });
