@@ -42,7 +42,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  stack = await startDevStack({ gatewayPort, litellmPort, onLine: printLine });
+  // The gateway runs where `npm run dev` was started: its .env and ./.data are there.
+  stack = await startDevStack({ gatewayPort, litellmPort, gatewayCwd: process.cwd(), onLine: printLine });
   for (const service of [stack.gateway, stack.litellm]) {
     void service.exited.then((code) => {
       if (stopping) return;
@@ -51,13 +52,17 @@ async function main(): Promise<void> {
     });
   }
   const url = stack.gateway.url;
+  const keysSet = [process.env.GATEWAY_API_KEYS, process.env.GATEWAY_ADMIN_API_KEYS].some((keys) => (keys ?? '').trim() !== '');
+  const authorization = keysSet ? ` -H "Authorization: Bearer $KEY"` : '';
   console.log(`
   Gateway:    ${url}   (embedded database in ./.data unless DATABASE_URL is set)
   Swagger UI: ${url}/docs
   LiteLLM:    ${stack.litellm.url}${stack.fakeProvider ? `   → fake provider at ${stack.fakeProvider.url}` : ''}
 
+  Authentication: ${keysSet ? 'on (keys from GATEWAY_API_KEYS / GATEWAY_ADMIN_API_KEYS; "Authorize" in Swagger UI)' : 'off (no keys configured)'}
+
   Try:
-    curl -s ${url}/v1/chat -H 'content-type: application/json' \\
+    curl -s ${url}/v1/chat -H 'content-type: application/json'${authorization} \\
       -d '{"messages":[{"role":"user","content":"Say hi"}],"maxTokens":100}'
 
   Ctrl-C stops everything.

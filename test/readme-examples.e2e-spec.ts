@@ -1,13 +1,16 @@
-import { execFile } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DevStack, freePort, PROJECT_ROOT, startDevStack } from '../scripts/dev-stack';
+import { promisify } from 'node:util';
+import { freePort, PROJECT_ROOT } from '../scripts/dev-stack';
 
 /**
- * Every curl example in the README (its ```bash blocks), run in order against what `npm run dev` starts (the
- * fake provider, the real LiteLLM, the gateway's build with its embedded database and authentication off), and
- * checked against the answers the README shows in its `# ...` lines. So the README cannot drift.
+ * `npm run dev` (its script, compiled as `npm run dev` does, with the gateway's build from `npm test`), and every
+ * curl example in the README (its ```bash blocks) run in order against it: the fake provider, the real LiteLLM,
+ * the gateway with its embedded database and authentication off. Each answer is checked against what the README
+ * shows in its `# ...` lines, so the README cannot drift. Then Ctrl-C, which must stop everything.
  *
  * The README's conventions, which this suite reads:
  * - The gateway is `localhost:3000`; `$ORG` is the organization the README creates (the first id it shows),
@@ -325,29 +328,74 @@ const EXAMPLES = curlBlocks(README).flatMap((block) => examplesOf(block.section,
 /** The organization the README creates: the first id its examples show. */
 const README_ORGANIZATION = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(EXAMPLES.map((example) => example.command).join('\n'))?.[0];
 
-describe('README examples', () => {
-  let stack: DevStack;
+/** Resolves once nothing accepts connections on the port. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(false)));
+    socket.once('error', () => resolve(true));
+  });
+}
+
+describe('npm run dev and the README examples', () => {
+  let dev: ChildProcess;
+  let output = '';
+  let exited: Promise<number | null>;
   let env: Record<string, string>;
   let address: string;
+  let gatewayPort: number;
+  let litellmPort: number;
 
   beforeAll(async () => {
+    await promisify(execFile)(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(PROJECT_ROOT, 'scripts', 'dev.tsconfig.json')]);
+    // Run from a folder of its own: no developer's .env, and ./.data there. Only PATH and HOME from this
+    // environment: no provider keys (which would mean the real providers) and no caller keys.
     const workDir = mkdtempSync(join(tmpdir(), 'llm-gateway-readme-'));
     writeFileSync(join(workDir, '.curlrc'), 'write-out = "%{stderr}README-STATUS %{http_code}\\n"\n');
-    const gatewayPort = await freePort();
-    stack = await startDevStack({
-      gatewayPort,
-      litellmPort: await freePort(),
-      forceFakeProvider: true,
-      isolatedGateway: true,
-      gatewayCwd: workDir,
-      gatewayEnv: { LOG_LEVEL: 'warn', DATA_DIR: join(workDir, '.data'), USAGE_FLUSH_INTERVAL_MS: String(USAGE_FLUSH_INTERVAL_MS) },
+    [gatewayPort, litellmPort] = [await freePort(), await freePort()];
+    // Its own process group, as in a terminal, so that Ctrl-C (SIGINT to the group) reaches every process.
+    dev = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'dev', 'scripts', 'dev.js')], {
+      cwd: workDir,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PORT: String(gatewayPort),
+        LITELLM_PORT: String(litellmPort),
+        LOG_LEVEL: 'warn',
+        USAGE_FLUSH_INTERVAL_MS: String(USAGE_FLUSH_INTERVAL_MS),
+      },
     });
+    exited = new Promise((resolve) => dev.once('exit', (code) => resolve(code)));
+    dev.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    dev.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 150_000;
+    while (!output.includes('Ctrl-C stops everything')) {
+      if (dev.exitCode !== null || Date.now() > deadline) throw new Error(`npm run dev did not come up:\n${output.slice(-3000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     address = `localhost:${gatewayPort}`;
     env = { CURL_HOME: workDir, ORG: README_ORGANIZATION ?? '', KEY: 'gw-readme-caller-key', ADMIN_KEY: 'gw-readme-admin-key' };
   }, 180_000);
 
   afterAll(async () => {
-    await stack?.stop();
+    if (dev && dev.exitCode === null && dev.signalCode === null) {
+      process.kill(-dev.pid!, 'SIGKILL');
+      await exited;
+    }
+  });
+
+  it('prints where Swagger UI is and a first call, both working', async () => {
+    const swagger = /Swagger UI: +(\S+)/.exec(output)?.[1];
+    expect(swagger).toBe(`http://localhost:${gatewayPort}/docs`);
+    expect((await fetch(swagger!.replace('localhost', '127.0.0.1'))).status).toBe(200);
+    expect(output).toContain('No provider keys: LiteLLM uses litellm.dev-config.yaml');
+    const curl = /^ *(curl [^\n]*\\\n[^\n]*)$/m.exec(output)?.[1];
+    expect(curl).toBeDefined();
+    const answer = await run(curl!, env);
+    expect(answer.status).toEqual([200]);
+    expect(JSON.parse(answer.stdout)).toMatchObject({ content: 'Echo: Say hi', model: 'gpt-4o', finishReason: 'stop' });
   });
 
   it('finds the curl examples, each section with answers to check', () => {
@@ -388,4 +436,13 @@ describe('README examples', () => {
       expect([example.language, stdout.trim().split('\n')]).toEqual([example.language, example.prints]);
     }
   }, 60_000);
+
+  it('stops everything on Ctrl-C', async () => {
+    process.kill(-dev.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(await refused(gatewayPort)).toBe(true);
+    expect(await refused(litellmPort)).toBe(true);
+    // Nothing it started is left in its process group.
+    expect(() => process.kill(-dev.pid!, 0)).toThrow();
+  }, 30_000);
 });
