@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
+import { createTestDatabase, TestDatabase } from './support/database';
 import { FakeUpstream } from './support/fake-upstream';
 import { RunningGateway, startGateway } from './support/gateway';
 import { PROJECT_ROOT } from './support/litellm';
@@ -8,8 +9,8 @@ import { PROJECT_ROOT } from './support/litellm';
 /**
  * Swagger UI as a newcomer uses it, in a real browser (Debian's chromium, driven by playwright-core): the gateway
  * with authentication on, "Authorize" with a key, "Try it out" on POST /v1/chat with what it prefills, "Execute",
- * and the 200 answer on the page. The fake upstream stands in for LiteLLM. The screenshot is kept in
- * test-artifacts/swagger.png.
+ * and the 200 answer on the page. The fake upstream stands in for LiteLLM; the database is the real PostgreSQL.
+ * The screenshot is kept in test-artifacts/swagger.png.
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -18,6 +19,7 @@ const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 
 describe('Swagger UI in a browser', () => {
   let upstream: FakeUpstream;
+  let database: TestDatabase;
   let gateway: RunningGateway;
   let browser: Browser;
   let page: Page;
@@ -27,16 +29,27 @@ describe('Swagger UI in a browser', () => {
       throw new Error(`${CHROMIUM} is missing: install it (Debian: apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH.`);
     }
     upstream = await new FakeUpstream().start();
-    gateway = await startGateway({ NODE_ENV: 'test', LITELLM_URL: upstream.url, GATEWAY_API_KEYS: CALLER_KEY, SWAGGER_ENABLED: 'true' });
+    database = await createTestDatabase();
+    gateway = await startGateway({
+      NODE_ENV: 'test',
+      DATABASE_URL: database.url,
+      LITELLM_URL: upstream.url,
+      GATEWAY_API_KEYS: CALLER_KEY,
+      SWAGGER_ENABLED: 'true',
+    });
     // --no-sandbox: Chromium's sandbox cannot start as root, which is how CI and these machines run tests.
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
     await gateway?.close();
     await upstream?.stop();
+    await database?.drop();
+    // process.env is shared with the next suite of this worker.
+    delete process.env.DATABASE_URL;
+    delete process.env.SWAGGER_ENABLED;
   });
 
   /** Expands POST /v1/chat, presses "Try it out" and "Execute" with the prefilled body; the live response's status. */
