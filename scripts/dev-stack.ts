@@ -5,9 +5,9 @@ import { dirname, join } from 'node:path';
 import { FakeUpstream } from '../test/support/fake-upstream';
 
 /**
- * What `npm run dev` starts, in pieces the README-examples suite starts the same way: the test suites' fake
- * provider, the real LiteLLM in front of it (or in front of the real providers when their keys are set), and the
- * gateway's build (`node dist/src/main.js`), each as it runs for a newcomer.
+ * What `npm run dev` (scripts/dev.ts) starts: the test suites' fake provider, the real LiteLLM in front of it (or in
+ * front of the real providers when their keys are set), and the gateway's build (`node dist/src/main.js`).
+ * test/readme-examples.e2e-spec.ts runs the whole of it and every README example against it.
  */
 
 /** The project's folder: this file runs from scripts/ under ts-jest and from dist/dev/scripts/ once compiled. */
@@ -140,10 +140,6 @@ export async function startLiteLLMProcess(options: LiteLLMOptions): Promise<Chil
 export interface GatewayOptions {
   port: number;
   litellmUrl: string;
-  /** Added to the gateway's environment; the rest of it is this process's, unless `isolated`. */
-  env?: Record<string, string>;
-  /** Only PATH and `env` reach the gateway: nothing of the developer's shell (the tests). */
-  isolated?: boolean;
   /** Where it runs: where it reads .env and keeps ./.data. */
   cwd?: string;
   onLine?: LineSink;
@@ -154,14 +150,13 @@ export async function startGatewayProcess(options: GatewayOptions): Promise<Chil
   const main = join(PROJECT_ROOT, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npx nest build\`.`);
   const env: NodeJS.ProcessEnv = {
-    ...(options.isolated ? { PATH: process.env.PATH } : process.env),
+    ...process.env,
     NODE_ENV: 'development',
     PORT: String(options.port),
     LITELLM_URL: options.litellmUrl,
     LITELLM_API_KEY: DEV_MASTER_KEY,
     // Ctrl-C should stop at once, not serve a load balancer's drain.
     SHUTDOWN_DRAIN_MS: '0',
-    ...options.env,
   };
   const service = spawnService('gateway', process.execPath, [main], env, options.cwd ?? PROJECT_ROOT, options.onLine);
   const url = `http://localhost:${options.port}`;
@@ -180,16 +175,12 @@ export interface DevStack {
 export interface DevStackOptions {
   gatewayPort: number;
   litellmPort: number;
-  /** Use the fake provider even when provider keys are in the environment (the tests do). */
-  forceFakeProvider?: boolean;
-  gatewayEnv?: Record<string, string>;
   gatewayCwd?: string;
-  isolatedGateway?: boolean;
   onLine?: LineSink;
 }
 
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
-  const useFake = options.forceFakeProvider === true || providerKeysIn(process.env).length === 0;
+  const useFake = providerKeysIn(process.env).length === 0;
   const started: Array<{ stop(): Promise<void> }> = [];
   const stop = async () => {
     for (const service of started.reverse()) await service.stop();
@@ -202,9 +193,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const gateway = await startGatewayProcess({
       port: options.gatewayPort,
       litellmUrl: litellm.url,
-      env: options.gatewayEnv,
       cwd: options.gatewayCwd,
-      isolated: options.isolatedGateway,
       onLine: options.onLine,
     });
     started.push(gateway);
