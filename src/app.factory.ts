@@ -27,6 +27,13 @@ export function buildOpenApiDocument(app: NestFastifyApplication) {
       { type: 'http', scheme: 'bearer', description: 'A key from GATEWAY_API_KEYS, or GATEWAY_ADMIN_API_KEYS for admin routes' },
       'api-key',
     )
+    // Swagger UI lists the groups in this order: what callers use first, operations last.
+    .addTag('llm', 'Chat and embeddings, plain or for an organization (its model, fallback, limits and usage)')
+    .addTag('organizations', 'Tenants: their model, fallback model and limits (writes need an admin key)')
+    .addTag('usage', 'The usage ledger: one record per upstream attempt, aggregated (admin keys)')
+    .addTag('openai', "OpenAI's API for stock SDKs: set the base URL to /openai/v1 and a gateway key")
+    .addTag('health', 'Probes for load balancers and Kubernetes (no key)')
+    .addTag('operations', 'Prometheus metrics (no key)')
     .build();
   return SwaggerModule.createDocument(app, config);
 }

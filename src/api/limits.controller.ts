@@ -1,6 +1,6 @@
 import { Controller, Get, Param } from '@nestjs/common';
-import { ApiBearerAuth, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/errors/error-response';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiErrorResponses } from '../common/errors/error-examples';
 import { parseUuid } from '../common/validation';
 import { BUDGET_PERIODS } from '../config/environment';
 import { LimitsUnavailableError, limitsUnavailableError } from '../limits/limits.errors';
@@ -45,7 +45,6 @@ class OrganizationLimitsUsageDto implements OrganizationLimitsUsage {
 /** An organization's limits as they stand: what is used, what remains, when each resets. */
 @ApiTags('organizations')
 @ApiBearerAuth('api-key')
-@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
 @Controller('v1/organizations')
 export class LimitsController {
   constructor(
@@ -55,10 +54,13 @@ export class LimitsController {
   ) {}
 
   @Get(':id/limits')
-  @ApiOperation({ summary: "An organization's limits: each one's use now, what remains, and when it resets" })
+  @ApiOperation({
+    summary: "An organization's limits: each one's use now, what remains, and when it resets",
+    description: 'A limit that is off has null figures. The token budget counts the ledger\'s tokens plus the estimates of the calls in flight (`reserved`).',
+  })
+  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', type: String, format: 'uuid' })
   @ApiOkResponse({ type: OrganizationLimitsUsageDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto, description: 'No such organization' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The limits store (Redis) or the database is unreachable' })
+  @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'ORGANIZATION_NOT_FOUND', 'DATABASE_UNAVAILABLE', 'LIMITS_UNAVAILABLE')
   async limitsOf(@Param('id', parseUuid) id: string): Promise<OrganizationLimitsUsageDto> {
     const organization = await this.organizations.findOne(id);
     try {

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiExtraModels, ApiHeader, ApiOkResponse, ApiOperation, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedRequest } from '../auth/api-key.guard';
-import { GatewayError } from '../common/errors/gateway-error';
+import { ApiOpenAiErrorResponses } from '../common/errors/error-examples';
+import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
@@ -100,36 +101,31 @@ function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext
  * (…/openai/v1) and `apiKey` (a gateway key). Same authentication, organization routing (x-organization-id),
  * fallback, usage ledger and limits as the native routes; OpenAI's request, answer, chunk and error shapes.
  */
-/** OpenAI's error envelope, as Swagger shows it: the gateway's code in `code`, the offending field in `param`. */
-const OPENAI_ERROR_SCHEMA = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: {
-        message: { type: 'string', example: 'temperature must not be greater than 2' },
-        type: { type: 'string', example: 'invalid_request_error' },
-        param: { type: 'string', nullable: true, example: 'temperature' },
-        code: { type: 'string', example: 'VALIDATION_FAILED' },
-      },
-    },
-  },
-};
-const OPENAI_ERRORS: Array<[number, string]> = [
-  [400, 'Invalid body (the field in param), or MODEL_NOT_FOUND'],
-  [401, 'Missing, malformed or unknown API key'],
-  [404, 'No such organization (x-organization-id)'],
-  [429, 'RATE_LIMITED, CONCURRENCY_LIMITED, BUDGET_EXHAUSTED, or rate limited upstream; Retry-After says when to come back'],
-  [502, 'LiteLLM or the provider failed or answered something invalid'],
-  [503, 'LiteLLM is unreachable'],
-  [504, 'LiteLLM did not answer in time'],
+/** What an OpenAI-style model call can be answered besides its 200 (organization codes with x-organization-id). */
+const OPENAI_CALL_ERRORS: ErrorCode[] = [
+  'VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'MODEL_NOT_FOUND',
+  'UPSTREAM_BAD_REQUEST',
+  'UPSTREAM_CONTENT_POLICY',
+  'UNAUTHORIZED',
+  'ORGANIZATION_NOT_FOUND',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  'CONCURRENCY_LIMITED',
+  'BUDGET_EXHAUSTED',
+  'UPSTREAM_RATE_LIMITED',
+  'UPSTREAM_AUTH_FAILED',
+  'UPSTREAM_ERROR',
+  'UPSTREAM_INVALID_RESPONSE',
+  'UPSTREAM_UNAVAILABLE',
+  'DATABASE_UNAVAILABLE',
+  'LIMITS_UNAVAILABLE',
+  'UPSTREAM_TIMEOUT',
 ];
-const ApiOpenAiErrors = () => (target: Function) => {
-  for (const [status, description] of OPENAI_ERRORS) ApiResponse({ status, description, schema: OPENAI_ERROR_SCHEMA })(target);
-};
 
 @ApiTags('openai')
-@ApiOpenAiErrors()
 @ApiBearerAuth('api-key')
 @ApiHeader({ name: ORGANIZATION_HEADER, required: false, description: "An organization's id: its model (with model organization-default), fallback, limits and usage" })
 @Controller('openai/v1')
@@ -142,7 +138,47 @@ export class OpenAiController {
 
   @Post('chat/completions')
   @HttpCode(200)
-  @ApiOperation({ summary: "OpenAI's chat completions (plain and streamed), for stock SDKs" })
+  @ApiOperation({
+    summary: "OpenAI's chat completions (plain and streamed), for stock SDKs",
+    description:
+      "OpenAI's request and answer. With x-organization-id, `model: \"organization-default\"` is the organization's model " +
+      'and its fallback, limits and usage apply. Errors come in OpenAI\'s envelope, the gateway\'s code in `code`.',
+  })
+  @ApiExtraModels(OpenAiChatRequestDto)
+  @ApiBody({
+    schema: { $ref: getSchemaPath(OpenAiChatRequestDto) },
+    examples: {
+      plain: { summary: 'A short plain answer', value: { model: 'gpt-4o', messages: [{ role: 'user', content: 'Say hi' }], max_tokens: 100 } },
+      stream: {
+        summary: 'Streamed, usage last',
+        value: { model: 'gpt-4o', messages: [{ role: 'user', content: 'Count to three' }], stream: true, stream_options: { include_usage: true } },
+      },
+    },
+  })
+  @ApiOkResponse({
+    description: "OpenAI's chat.completion; with `stream: true`, its chat.completion.chunk events, then `data: [DONE]`.",
+    content: {
+      'application/json': {
+        schema: { type: 'object' },
+        example: {
+          id: 'chatcmpl-3c0a7a2e-5b1d-4f7e-9a55-2f1c3b8d6e10',
+          object: 'chat.completion',
+          created: 1764442800,
+          model: 'gpt-4o',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'Hi!', refusal: null }, finish_reason: 'stop', logprobs: null }],
+          usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+        },
+      },
+      'text/event-stream': {
+        schema: { type: 'string' },
+        example:
+          'data: {"id":"chatcmpl-3c0a7a2e-5b1d-4f7e-9a55-2f1c3b8d6e10","object":"chat.completion.chunk","created":1764442800,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"One, two, three."},"finish_reason":null}]}\n\n' +
+          'data: {"id":"chatcmpl-3c0a7a2e-5b1d-4f7e-9a55-2f1c3b8d6e10","object":"chat.completion.chunk","created":1764442800,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n' +
+          'data: [DONE]\n\n',
+      },
+    },
+  })
+  @ApiOpenAiErrorResponses(...OPENAI_CALL_ERRORS)
   async chatCompletions(
     @Body() body: OpenAiChatRequestDto,
     @Headers(ORGANIZATION_HEADER) organizationHeader: string | undefined,
@@ -164,7 +200,12 @@ export class OpenAiController {
 
   @Post('embeddings')
   @HttpCode(200)
-  @ApiOperation({ summary: "OpenAI's embeddings (float or base64), for stock SDKs" })
+  @ApiOperation({
+    summary: "OpenAI's embeddings (float or base64), for stock SDKs",
+    description: "OpenAI's request and list answer; `encoding_format` base64 (the SDKs' default) is little-endian float32.",
+  })
+  @ApiOkResponse({ description: '{"object":"list","data":[{"object":"embedding","index":0,"embedding":[...]}],"model","usage":{"prompt_tokens","total_tokens"}}' })
+  @ApiOpenAiErrorResponses(...OPENAI_CALL_ERRORS)
   async embeddings(
     @Body() body: OpenAiEmbeddingsRequestDto,
     @Headers(ORGANIZATION_HEADER) organizationHeader: string | undefined,
@@ -188,7 +229,8 @@ export class OpenAiController {
   }
 
   @Get('models')
-  @ApiOperation({ summary: "The models LiteLLM serves, in OpenAI's list shape" })
+  @ApiOperation({ summary: "The models LiteLLM serves, in OpenAI's list shape", description: 'What the SDKs\' `models.list()` reads.' })
+  @ApiOpenAiErrorResponses('UNAUTHORIZED', 'UPSTREAM_AUTH_FAILED', 'UPSTREAM_ERROR', 'UPSTREAM_INVALID_RESPONSE', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT')
   @ApiOkResponse({ description: '{"object":"list","data":[{"id","object":"model","created","owned_by"}]}' })
   async models() {
     const models = await this.modelCatalog.listModels();

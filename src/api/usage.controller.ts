@@ -1,17 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiBearerAuth,
-  ApiForbiddenResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiServiceUnavailableResponse,
-  ApiTags,
-  ApiUnauthorizedResponse,
-} from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { AdminOnly } from '../auth/auth.decorators';
-import { ErrorResponseDto } from '../common/errors/error-response';
+import { ApiErrorResponses } from '../common/errors/error-examples';
 import { GatewayError } from '../common/errors/gateway-error';
 import { parseUuid } from '../common/validation';
 import { OrganizationsService } from '../organizations/organizations.service';
@@ -40,10 +30,6 @@ function range({ from, to }: UsageRangeQueryDto): { from: Date; to: Date } {
 /** The usage ledger, for finance and operators: admin keys only. */
 @ApiTags('usage')
 @ApiBearerAuth('api-key')
-@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing, malformed or unknown API key' })
-@ApiForbiddenResponse({ type: ErrorResponseDto, description: 'The key is not an admin key' })
-@ApiBadRequestResponse({ type: ErrorResponseDto, description: 'A bad date, range, groupBy or cursor' })
-@ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database is unreachable' })
 @AdminOnly()
 @Controller('v1')
 export class UsageController {
@@ -53,9 +39,13 @@ export class UsageController {
   ) {}
 
   @Get('organizations/:id/usage')
-  @ApiOperation({ summary: "An organization's usage over a time range, in totals and grouped by model, day or caller key" })
+  @ApiOperation({
+    summary: "An organization's usage over a time range, in totals and grouped by model, day or caller key",
+    description: 'The range is [from, to): from defaults to the start of the current month (UTC), to to now. Records are visible within USAGE_FLUSH_INTERVAL_MS + 1 s.',
+  })
+  @ApiParam({ name: 'id', description: "The organization's id", example: '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11', type: String, format: 'uuid' })
   @ApiOkResponse({ type: UsageSummaryDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto, description: 'No such organization' })
+  @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'ORGANIZATION_NOT_FOUND', 'DATABASE_UNAVAILABLE')
   async organizationUsage(@Param('id', parseUuid) id: string, @Query() query: OrganizationUsageQueryDto): Promise<UsageSummaryDto> {
     const filter: UsageFilter = { organizationId: id, ...range(query) };
     await this.organizations.findOne(id);
@@ -63,16 +53,24 @@ export class UsageController {
   }
 
   @Get('usage')
-  @ApiOperation({ summary: 'Usage across organizations over a time range, grouped by organization, model or day' })
+  @ApiOperation({
+    summary: 'Usage across organizations over a time range, grouped by organization, model or day',
+    description: 'Calls made without an organization are grouped under the key `none`. The range is as for one organization.',
+  })
   @ApiOkResponse({ type: UsageSummaryDto })
+  @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'DATABASE_UNAVAILABLE')
   async allUsage(@Query() query: UsageQueryDto): Promise<UsageSummaryDto> {
     const filter = range(query);
     return { ...this.period(filter), ...(await this.usage.summarize(filter, query.groupBy)) };
   }
 
   @Get('usage/records')
-  @ApiOperation({ summary: 'The raw usage records (one per upstream attempt), newest first, page by page' })
+  @ApiOperation({
+    summary: 'The raw usage records (one per upstream attempt), newest first, page by page',
+    description: 'When more records follow, the page carries `nextCursor`; pass it as `cursor` for the next, older page.',
+  })
   @ApiOkResponse({ type: UsageRecordsPageDto })
+  @ApiErrorResponses('VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'DATABASE_UNAVAILABLE')
   async records(@Query() query: UsageRecordsQueryDto): Promise<UsageRecordsPageDto> {
     const page = await this.usage.records({ organizationId: query.organizationId, ...range(query) }, query.limit, query.cursor);
     return { items: page.items.map((record) => UsageRecordDto.from(record)), nextCursor: page.nextCursor };

@@ -73,7 +73,7 @@ export class ChatMessageDto {
   content!: string | ContentPart[] | null;
 
   /** Assistant messages: the tools the model called. */
-  @ApiProperty({ required: false, type: () => [ToolCallDto] })
+  @ApiProperty({ required: false, type: () => [ToolCallDto], minItems: 1, maxItems: MAX_TOOL_CALLS })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolCallDto)
@@ -108,6 +108,7 @@ export class ResponseFormatDto {
 
 export class ChatRequestDto {
   /** The conversation so far, oldest first. */
+  @ApiProperty({ type: () => [ChatMessageDto], minItems: 1, maxItems: MAX_CHAT_MESSAGES })
   @ValidateNested({ each: true })
   @Type(() => ChatMessageDto)
   // ValidateNested lets arrays nested in the array through: each message must be an object.
@@ -147,7 +148,7 @@ export class ChatRequestDto {
   stream?: boolean;
 
   /** Functions the model may call. */
-  @ApiProperty({ required: false, type: () => [ToolDto] })
+  @ApiProperty({ required: false, type: () => [ToolDto], minItems: 1, maxItems: MAX_TOOLS })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolDto)

@@ -4,13 +4,13 @@ import { ToolCallDto } from './chat-shapes';
 import { FINISH_REASONS, FinishReason, TokenUsage } from '../../litellm/litellm.types';
 
 export class TokenUsageDto implements TokenUsage {
-  @ApiProperty({ example: 12 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 12 })
   promptTokens!: number;
 
-  @ApiProperty({ example: 30 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 30 })
   completionTokens!: number;
 
-  @ApiProperty({ example: 42 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 42 })
   totalTokens!: number;
 }
 
@@ -58,7 +58,7 @@ export class EmbeddingResultDto {
   @ApiProperty({ required: false, example: 'text-embedding-3-small' })
   upstreamModel?: string;
 
-  @ApiProperty({ example: 1536 })
+  @ApiProperty({ type: 'integer', minimum: 1, example: 1536 })
   dimensions!: number;
 
   usage!: TokenUsageDto;
@@ -74,7 +74,7 @@ export class EmbeddingBatchResultDto {
   @ApiProperty({ required: false, example: 'text-embedding-3-small' })
   upstreamModel?: string;
 
-  @ApiProperty({ example: 1536 })
+  @ApiProperty({ type: 'integer', minimum: 1, example: 1536 })
   dimensions!: number;
 
   usage!: TokenUsageDto;

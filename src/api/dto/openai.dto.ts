@@ -59,7 +59,7 @@ export class OpenAiMessageDto {
   @IsMessageContent('image_url')
   content!: string | Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'auto' | 'low' | 'high' } }> | null;
 
-  @ApiProperty({ required: false, type: () => [ToolCallDto] })
+  @ApiProperty({ required: false, type: () => [ToolCallDto], minItems: 1, maxItems: MAX_TOOL_CALLS })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolCallDto)
@@ -108,6 +108,7 @@ export class StreamOptionsDto {
 }
 
 export class OpenAiChatRequestDto {
+  @ApiProperty({ type: () => [OpenAiMessageDto], minItems: 1, maxItems: MAX_CHAT_MESSAGES })
   @ValidateNested({ each: true })
   @Type(() => OpenAiMessageDto)
   @IsObject({ each: true })
@@ -149,6 +150,7 @@ export class OpenAiChatRequestDto {
   @IsNumber({ allowNaN: false, allowInfinity: false })
   top_p?: number;
 
+  @ApiProperty({ required: false, type: 'integer' })
   @IsOptional()
   @Max(Number.MAX_SAFE_INTEGER)
   @Min(Number.MIN_SAFE_INTEGER)
@@ -182,7 +184,7 @@ export class OpenAiChatRequestDto {
   @IsObject()
   stream_options?: StreamOptionsDto;
 
-  @ApiProperty({ required: false, type: () => [ToolDto] })
+  @ApiProperty({ required: false, type: () => [ToolDto], minItems: 1, maxItems: MAX_TOOLS })
   @IsOptional()
   @ValidateNested({ each: true })
   @Type(() => ToolDto)
@@ -208,6 +210,7 @@ export class OpenAiChatRequestDto {
   response_format?: OpenAiResponseFormatDto;
 
   /** One answer per call: 1 only (the default), as SDKs may send it. */
+  @ApiProperty({ required: false, type: 'integer', enum: [1] })
   @IsOptional()
   @Equals(1, { message: 'n must be 1: the gateway answers with one choice' })
   n?: number;
@@ -239,7 +242,13 @@ const IsOpenAiEmbeddingInput = () =>
   });
 
 export class OpenAiEmbeddingsRequestDto {
-  @ApiProperty({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], example: 'The quick brown fox' })
+  @ApiProperty({
+    oneOf: [
+      { type: 'string', minLength: 1, maxLength: MAX_EMBEDDING_INPUT_CHARS },
+      { type: 'array', items: { type: 'string', minLength: 1, maxLength: MAX_EMBEDDING_INPUT_CHARS }, minItems: 1, maxItems: MAX_EMBEDDING_BATCH },
+    ],
+    example: 'The quick brown fox',
+  })
   @IsOpenAiEmbeddingInput()
   input!: string | string[];
 
@@ -253,6 +262,7 @@ export class OpenAiEmbeddingsRequestDto {
   @IsIn(['float', 'base64'])
   encoding_format?: 'float' | 'base64';
 
+  @ApiProperty({ required: false, type: 'integer', minimum: 1, maximum: MAX_EMBEDDING_DIMENSIONS })
   @IsOptional()
   @Max(MAX_EMBEDDING_DIMENSIONS)
   @Min(1)

@@ -39,6 +39,7 @@ export class UsageRecordsQueryDto extends UsageRangeQueryDto {
   @IsUUID()
   organizationId?: string;
 
+  @ApiProperty({ required: false, type: 'integer', minimum: 1, maximum: MAX_RECORDS_PAGE, default: 100 })
   @IsOptional()
   @Max(MAX_RECORDS_PAGE)
   @Min(1)
@@ -55,17 +56,17 @@ export class UsageRecordsQueryDto extends UsageRangeQueryDto {
 
 export class UsageFiguresDto {
   /** Calls (a call that fell back to its fallback model is one request). */
-  @ApiProperty({ example: 1200 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 1200 })
   requests!: number;
 
-  @ApiProperty({ example: 350000 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 350000 })
   promptTokens!: number;
 
-  @ApiProperty({ example: 120000 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 120000 })
   completionTokens!: number;
 
   /** Every attempt's tokens, the failed ones' included. */
-  @ApiProperty({ example: 470000 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 470000 })
   totalTokens!: number;
 
   /** The costs LiteLLM reported, summed; null when it reported none. */
@@ -73,7 +74,7 @@ export class UsageFiguresDto {
   costUsd!: number | null;
 
   /** Calls whose last attempt failed (a caller who left is not counted). */
-  @ApiProperty({ example: 3 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 3 })
   errors!: number;
 }
 
@@ -100,6 +101,7 @@ export class UsageSummaryDto {
 
 export class UsageRecordDto {
   callId!: string;
+  @ApiProperty({ type: 'integer', minimum: 1, example: 1 })
   attempt!: number;
   requestId!: string;
   organizationId!: string | null;
@@ -112,14 +114,20 @@ export class UsageRecordDto {
   fallbackReason!: string | null;
   /** `ok`, an error code, `aborted_by_caller` or `truncated`. */
   outcome!: string;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 1 })
   promptTokens!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 2 })
   completionTokens!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 3 })
   totalTokens!: number;
+  @ApiProperty({ type: 'integer', nullable: true, minimum: 0 })
   cachedPromptTokens!: number | null;
   tokensEstimated!: boolean;
   costUsd!: number | null;
   startedAt!: Date;
+  @ApiProperty({ type: 'integer', nullable: true, minimum: 0, example: 41 })
   timeToFirstByteMs!: number | null;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 42 })
   durationMs!: number;
 
   static from(record: UsageRecord): UsageRecordDto {

@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 
 /** The one error shape every native route answers with. */
 export class ErrorResponseDto {
-  @ApiProperty({ example: 400 })
+  @ApiProperty({ type: 'integer', example: 400 })
   statusCode!: number;
 
   @ApiProperty({ example: 'Bad Request' })

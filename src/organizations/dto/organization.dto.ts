@@ -143,6 +143,7 @@ export const MAX_PAGE_SIZE = 100;
 export const MAX_OFFSET = 1_000_000;
 
 export class ListOrganizationsQueryDto {
+  @ApiProperty({ required: false, type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: 20 })
   @IsOptional()
   @Max(MAX_PAGE_SIZE)
   @Min(1)
@@ -151,6 +152,7 @@ export class ListOrganizationsQueryDto {
   limit: number = 20;
 
   /** At most MAX_OFFSET: deeper pages are not a use case, and larger numbers overflow the database's bigint. */
+  @ApiProperty({ required: false, type: 'integer', minimum: 0, maximum: MAX_OFFSET, default: 0 })
   @IsOptional()
   @Max(MAX_OFFSET)
   @Min(0)
@@ -187,14 +189,15 @@ export class OrganizationDto {
 }
 
 export class OrganizationListDto {
+  @ApiProperty({ type: () => [OrganizationDto], maxItems: MAX_PAGE_SIZE })
   items!: OrganizationDto[];
 
-  @ApiProperty({ example: 42 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 42 })
   total!: number;
 
-  @ApiProperty({ example: 20 })
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, example: 20 })
   limit!: number;
 
-  @ApiProperty({ example: 0 })
+  @ApiProperty({ type: 'integer', minimum: 0, maximum: MAX_OFFSET, example: 0 })
   offset!: number;
 }
