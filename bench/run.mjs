@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { cpuMicros, peakRssMb, percentile } from './measure.mjs';
 import { measureStreams, renderStreams, ROW, STREAM_CHUNKS, STREAM_PACE_MS, streamScenarioName } from './streams.mjs';
 
@@ -33,14 +34,31 @@ const LITELLM_TEST_CONFIG = 'test/support/litellm.test-config.yaml';
 /** The concurrent-streams levels; --quick keeps one small level so that CI stays fast. */
 const STREAM_LEVELS = QUICK ? [50] : [200, 1000, 2000];
 /**
- * The LiteLLM configurations the concurrent-streams scenario measures (with --litellm). Each gets a LiteLLM
- * of its own pointed at the paced upstream, and a gateway in front of it, and adds the rows "<name> alone"
- * and "gateway → <name>" at each of its levels. One worker serves about 1.7 ms of CPU per chunk, so today's
- * config is measured at 200 streams only. To test a tuned sidecar against it ("serves at least 2x the
- * streams at the same time to first byte"), add an entry with its config file, its worker count and
- * levels at twice these.
+ * The LiteLLM sidecars the concurrent-streams scenario measures (with --litellm). Each gets a LiteLLM of its
+ * own pointed at the paced upstream (OPENAI_BASE_URL), and a gateway in front of it, and adds the rows
+ * "<name> alone" and "gateway → <name>" at each of its levels. "before" is the sidecar as the project shipped
+ * it before tuning (its config kept in bench/litellm-before.yaml, one worker, default logging); "shipped" is
+ * the sidecar as docker-compose.yml runs it now: litellm-config.yaml, the compose command's flags (the
+ * workers at LITELLM_NUM_WORKERS's default) and its literal environment (LITELLM_LOG). The target: shipped
+ * serves twice the streams at no worse a time to first byte.
  */
-const LITELLM_STREAM_VARIANTS = [{ name: 'LiteLLM (1 worker)', config: LITELLM_TEST_CONFIG, workers: 1, levels: QUICK ? [50] : [200] }];
+const LITELLM_STREAM_VARIANTS = [
+  { name: 'LiteLLM before (1 worker)', role: 'before', config: 'bench/litellm-before.yaml', args: ['--num_workers', '1'], env: {}, levels: QUICK ? [50] : [200] },
+  { name: 'LiteLLM shipped', role: 'shipped', config: 'litellm-config.yaml', ...composeLiteLLM(), levels: QUICK ? [100] : [200, 400] },
+];
+
+/** The flags and literal environment docker-compose.yml runs LiteLLM with (--config and --port set here). */
+function composeLiteLLM() {
+  const service = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')).services.litellm;
+  const resolve = (value) => String(value).replace(/\$\{\w+:-([^}]*)\}/g, '$1');
+  const args = [];
+  for (let i = 0; i < service.command.length; i += 2) {
+    if (!['--config', '--port'].includes(service.command[i])) args.push(service.command[i], resolve(service.command[i + 1]));
+  }
+  const env = Object.fromEntries(Object.entries(service.environment).filter(([, value]) => !String(value).includes('${')));
+  const workers = args[args.indexOf('--num_workers') + 1];
+  return { name: `LiteLLM shipped (${workers} workers)`, args, env };
+}
 
 /** --only=<text> applies to every scenario name, the concurrent-streams levels' included. */
 const selected = (scenarioName) => !ONLY || scenarioName.includes(ONLY);
@@ -145,7 +163,7 @@ async function startGateway(litellmUrl, name, extraEnv = {}) {
   return { child, url };
 }
 
-async function startLiteLLM(upstreamUrl, { config = LITELLM_TEST_CONFIG, workers = 1 } = {}) {
+async function startLiteLLM(upstreamUrl, { config = LITELLM_TEST_CONFIG, args = ['--num_workers', '1'], env: variantEnv = {} } = {}) {
   const bin = join(ROOT, '.tools', 'litellm-venv', 'bin', 'litellm');
   if (!existsSync(bin)) throw new Error('--litellm needs the test virtualenv: run `bash scripts/ensure-litellm.sh`');
   const port = await freePort();
@@ -153,17 +171,22 @@ async function startLiteLLM(upstreamUrl, { config = LITELLM_TEST_CONFIG, workers
     ...process.env,
     LITELLM_MASTER_KEY,
     LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+    // The test config's models, and the shipped configs' OpenAI models, all go to the bench's upstream.
     FAKE_UPSTREAM_API_BASE: `${upstreamUrl}/v1`,
     FAKE_PROVIDER_API_KEY: 'sk-bench-provider',
+    OPENAI_BASE_URL: `${upstreamUrl}/v1`,
+    OPENAI_API_KEY: 'sk-bench-provider',
+    ANTHROPIC_API_KEY: 'sk-ant-bench-provider',
+    ...variantEnv,
   };
   delete env.DATABASE_URL;
-  const child = spawn(bin, ['--config', join(ROOT, config), '--port', String(port), '--host', '127.0.0.1', '--num_workers', String(workers)], {
+  const child = spawn(bin, ['--config', join(ROOT, config), '--port', String(port), '--host', '127.0.0.1', ...args], {
     env,
     stdio: 'ignore',
   });
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
-  await waitForOk(`${url}/health/liveliness`, 120_000, 'LiteLLM');
+  await waitForOk(`${url}/health/liveliness`, 300_000, 'LiteLLM');
   return { child, url };
 }
 
@@ -308,7 +331,8 @@ async function runStreamScenarios(messages) {
   });
 
   const results = await measureStreams(scenarios, { rounds: ROUNDS });
-  return renderStreams(scenarios, results, { referenceStreams: 1000, largestStreams: 2000 });
+  const litellmRows = Object.fromEntries(LITELLM_STREAM_VARIANTS.map((variant) => [variant.role, { row: `${variant.name} alone`, levels: variant.levels }]));
+  return renderStreams(scenarios, results, { referenceStreams: 1000, largestStreams: 2000, litellm: WITH_LITELLM ? litellmRows : undefined });
 }
 
 const packageVersion = (name) => {

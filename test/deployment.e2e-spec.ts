@@ -72,16 +72,36 @@ describe('deployment files', () => {
   });
 
   it('runs LiteLLM with the shipped config, its keys from the host, and a liveness healthcheck the image can run', () => {
-    expect(litellm.command).toEqual(['--config', '/app/config.yaml', '--port', '4000']);
+    expect(litellm.command).toEqual(['--config', '/app/config.yaml', '--port', '4000', '--num_workers', '${LITELLM_NUM_WORKERS:-2}', '--keepalive_timeout', '10']);
     expect(litellm.volumes).toContain('./litellm-config.yaml:/app/config.yaml:ro');
     // Exactly what LiteLLM reads: no env_file (the callers' keys stay out), no salt key (no database here).
-    expect(Object.keys(litellm.environment).sort()).toEqual(['ANTHROPIC_API_KEY', 'LITELLM_LOCAL_MODEL_COST_MAP', 'LITELLM_MASTER_KEY', 'OPENAI_API_KEY']);
+    expect(Object.keys(litellm.environment).sort()).toEqual(['ANTHROPIC_API_KEY', 'LITELLM_LOCAL_MODEL_COST_MAP', 'LITELLM_LOG', 'LITELLM_MASTER_KEY', 'OPENAI_API_KEY']);
+    expect(litellm.environment.LITELLM_LOG).toBe('ERROR');
     expect(litellm.env_file).toBeUndefined();
     const healthcheck = litellm.healthcheck.test.join(' ');
     expect(healthcheck).toContain('wget'); // the image has no curl
     expect(healthcheck).toContain('/health/liveliness');
     expect(healthcheck).not.toMatch(/\/health(\s|$|")/); // GET /health calls every model
     expect(litellm.ports[0]).toMatch(/^\$\{LITELLM_HOST_PORT:-4010\}:4000$/);
+  });
+
+  it('runs LiteLLM as tuned (README, "Capacity planning"): the same flags in compose, npm run litellm and the bench, a keep-alive longer than the gateway\'s', () => {
+    const flag = (args: string[], name: string) => args[args.indexOf(name) + 1];
+    // Idle connections: the gateway closes first, or some calls land on a socket LiteLLM is closing.
+    const gatewayKeepAliveMs = validateEnvironment({}).LITELLM_KEEP_ALIVE_TIMEOUT_MS;
+    expect(Number(flag(litellm.command, '--keepalive_timeout')) * 1000).toBeGreaterThan(gatewayKeepAliveMs);
+    // The workers' default is the one .env.example shows.
+    expect(interpolate(flag(litellm.command, '--num_workers'), hostEnv)).toBe(envExample.LITELLM_NUM_WORKERS);
+    expect(interpolate(flag(litellm.command, '--num_workers'), {})).toBe(envExample.LITELLM_NUM_WORKERS);
+
+    const script = read('scripts/run-litellm.sh');
+    expect(script).toContain('--num_workers "${LITELLM_NUM_WORKERS:-' + envExample.LITELLM_NUM_WORKERS + '}"');
+    expect(script).toContain(`--keepalive_timeout ${flag(litellm.command, '--keepalive_timeout')}`);
+    expect(script).toContain('LITELLM_LOG="${LITELLM_LOG:-ERROR}"');
+    expect(script).toMatch(/"\$@"\s*$/); // its arguments are passed on, last, so that they win
+
+    // The bench's "shipped" sidecar is read from this compose file; "before" stays as it was.
+    expect(read('bench/run.mjs')).toContain("config: 'litellm-config.yaml', ...composeLiteLLM()");
   });
 
   it('runs PostgreSQL with pgvector, a pg_isready healthcheck and a volume', () => {

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { Environment, validateEnvironment } from '../src/config/environment';
 import { HealthController } from '../src/health/health.controller';
 import { PROJECT_ROOT } from './support/litellm';
@@ -237,6 +237,22 @@ describe('Kubernetes deployment (deploy/kubernetes)', () => {
     expect(configMap.data![configPath.slice(mount.mountPath.length + 1)]).toBe(readFileSync(join(PROJECT_ROOT, 'litellm-config.yaml'), 'utf8'));
   });
 
+  it('runs LiteLLM as docker-compose.yml does (README, "Capacity planning"): the same flags and LITELLM_LOG, a worker per core of its CPU limit', () => {
+    const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8')).services.litellm;
+    const flags = (args: string[]) => {
+      const pairs: Record<string, string> = {};
+      for (let i = 0; i < args.length; i += 2) if (!['--config', '--port'].includes(args[i])) pairs[args[i]] = args[i + 1];
+      return pairs;
+    };
+    const composeFlags = flags(compose.command.map((arg: string) => arg.replace(/^\$\{\w+:-([^}]*)\}$/, '$1')));
+    expect(flags(litellm.args!)).toEqual(composeFlags);
+    expect(envOf(litellm).get('LITELLM_LOG')?.value).toBe(compose.environment.LITELLM_LOG);
+    // Idle connections: LiteLLM keeps them longer than the gateway does, so the gateway closes first.
+    const gatewayKeepAliveMs = Number(envOf(gateway).get('LITELLM_KEEP_ALIVE_TIMEOUT_MS')?.value ?? validateEnvironment({}).LITELLM_KEEP_ALIVE_TIMEOUT_MS);
+    expect(Number(composeFlags['--keepalive_timeout']) * 1000).toBeGreaterThan(gatewayKeepAliveMs);
+    expect(Number(litellm.resources!.limits!.cpu)).toBe(Number(composeFlags['--num_workers']));
+  });
+
   it('takes keys from the Secret alone: the master key shared, the caller keys and DATABASE_URL never given to LiteLLM', () => {
     const references = [gateway, litellm].flatMap((container) =>
       (container.env ?? []).flatMap((variable) => variable.valueFrom?.secretKeyRef ?? []),
@@ -246,7 +262,7 @@ describe('Kubernetes deployment (deploy/kubernetes)', () => {
     // The gateway presents the key LiteLLM accepts.
     expect(envOf(gateway).get('LITELLM_API_KEY')?.valueFrom?.secretKeyRef?.key).toBe('LITELLM_MASTER_KEY');
     expect(envOf(litellm).get('LITELLM_MASTER_KEY')?.valueFrom?.secretKeyRef?.key).toBe('LITELLM_MASTER_KEY');
-    expect([...envOf(litellm).keys()].sort()).toEqual(['ANTHROPIC_API_KEY', 'LITELLM_LOCAL_MODEL_COST_MAP', 'LITELLM_MASTER_KEY', 'OPENAI_API_KEY']);
+    expect([...envOf(litellm).keys()].sort()).toEqual(['ANTHROPIC_API_KEY', 'LITELLM_LOCAL_MODEL_COST_MAP', 'LITELLM_LOG', 'LITELLM_MASTER_KEY', 'OPENAI_API_KEY']);
     expect(litellm.envFrom).toBeUndefined();
     // Required: without them the gateway refuses to start (keys) or would reach for an embedded database on a read-only filesystem.
     for (const name of ['LITELLM_API_KEY', 'GATEWAY_API_KEYS', 'DATABASE_URL']) {
