@@ -130,7 +130,7 @@ export async function startLiteLLMProcess(options: LiteLLMOptions): Promise<Chil
   // The gateway's database, not LiteLLM's: with one, LiteLLM would set up Prisma.
   delete env.DATABASE_URL;
   const config = options.fakeProviderUrl ? DEV_LITELLM_CONFIG : REAL_LITELLM_CONFIG;
-  const args = ['--config', config, '--port', String(options.port), '--host', '127.0.0.1', '--num_workers', '1'];
+  const args = ['--config', config, '--port', String(options.port), '--host', '127.0.0.1', '--num_workers', '1', '--keepalive_timeout', '10'];
   const service = spawnService('litellm', LITELLM_BIN, args, env, PROJECT_ROOT, options.onLine);
   const url = `http://127.0.0.1:${options.port}`;
   await waitUntil(`${url}/health/liveliness`, service, 'LiteLLM', 120_000);
