@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import type { ServerResponse } from 'node:http';
 import { DescribedError, describeError, INTERNAL_ERROR, openAiErrorBody } from '../common/errors/all-exceptions.filter';
 import { errorResponse } from '../common/errors/error-response';
@@ -9,7 +10,7 @@ import { isModelName, MODEL_HEADER } from '../common/model-name';
 import { Environment } from '../config/environment';
 import { ShutdownService } from '../lifecycle/shutdown.service';
 import type { ChatStreamPart, ToolCallDelta } from '../litellm/litellm.types';
-import type { ChatStream, ChatStreamSummary } from '../routing/llm.service';
+import type { CallContext, ChatStream, ChatStreamSummary } from '../routing/llm.service';
 
 export const FALLBACK_REASON_HEADER = 'x-llm-fallback-reason';
 
@@ -20,6 +21,16 @@ export function abortOnClientDisconnect(reply: FastifyReply): AbortController {
     if (!reply.raw.writableFinished) controller.abort(new GatewayError('REQUEST_ABORTED', 'The caller went away'));
   });
   return controller;
+}
+
+/** Who is calling and how to reach the pipeline's records: the request id, the caller key's id, the route. */
+export function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext {
+  return {
+    requestId: String(request.id),
+    callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
+    route: request.routeOptions.url ?? 'unknown',
+    signal,
+  };
 }
 
 /** The headers that say which model served a call; built only from names that passed the model-name rule. */

@@ -1,17 +1,16 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { ApiErrorResponses } from '../common/errors/error-examples';
 import type { ErrorCode } from '../common/errors/gateway-error';
 import { parseUuid } from '../common/validation';
 import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
-import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
+import { ChatResult, LlmService } from '../routing/llm.service';
 import { MODEL_HEADER } from '../common/model-name';
-import { abortOnClientDisconnect, ChatResponder, FALLBACK_REASON_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
+import { abortOnClientDisconnect, callContext, ChatResponder, FALLBACK_REASON_HEADER, nativeStreamFormat, servedByHeaders } from './chat-responder';
 import { ChatRequestDto } from './dto/chat-request.dto';
-import { checkConversation } from './dto/chat-shapes';
+import { checkConversation, toResponseFormat, toToolCalls, toToolDefinitions } from './dto/chat-shapes';
 import { EmbeddingsRequestDto } from './dto/embeddings-request.dto';
 import {
   ChatCompletionResultDto,
@@ -149,7 +148,7 @@ function toChatRequest(body: ChatRequestDto): ChatRequest {
   const messages: ChatMessage[] = body.messages.map(({ role, content, toolCalls, toolCallId }) => ({
     role,
     content: content ?? null,
-    ...(toolCalls && { toolCalls: toolCalls.map(({ id, function: { name, arguments: args } }) => ({ id, type: 'function' as const, function: { name, arguments: args } })) }),
+    ...(toolCalls && { toolCalls: toToolCalls(toolCalls) }),
     ...(toolCallId !== undefined && toolCallId !== null && { toolCallId }),
   }));
   const tools = body.tools ?? undefined;
@@ -160,27 +159,15 @@ function toChatRequest(body: ChatRequestDto): ChatRequest {
     model: body.model ?? undefined,
     temperature: body.temperature ?? undefined,
     maxTokens: body.maxTokens ?? undefined,
-    tools: tools?.map(({ function: { name, description, parameters, strict } }) => ({
-      type: 'function' as const,
-      function: { name, description: description ?? undefined, parameters: parameters ?? undefined, strict: strict ?? undefined },
-    })),
+    tools: toToolDefinitions(tools),
     toolChoice: body.toolChoice ?? undefined,
     parallelToolCalls: body.parallelToolCalls ?? undefined,
-    responseFormat: format && (format.type === 'json_schema' ? { type: 'json_schema', jsonSchema: { ...format.jsonSchema! } } : { type: format.type }),
+    responseFormat: format && toResponseFormat(format.type, format.jsonSchema),
     stop: body.stop ?? undefined,
     topP: body.topP ?? undefined,
     seed: body.seed ?? undefined,
     presencePenalty: body.presencePenalty ?? undefined,
     frequencyPenalty: body.frequencyPenalty ?? undefined,
-  };
-}
-
-function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext {
-  return {
-    requestId: String(request.id),
-    callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
-    route: request.routeOptions.url ?? 'unknown',
-    signal,
   };
 }
 

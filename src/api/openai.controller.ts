@@ -1,14 +1,13 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiExtraModels, ApiHeader, ApiOkResponse, ApiOperation, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthenticatedRequest } from '../auth/api-key.guard';
 import { ApiOpenAiErrorResponses } from '../common/errors/error-examples';
 import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
-import { CallContext, ChatResult, LlmService } from '../routing/llm.service';
-import { abortOnClientDisconnect, ChatResponder, openAiStreamFormat, servedByHeaders } from './chat-responder';
-import { checkConversation } from './dto/chat-shapes';
+import { ChatResult, LlmService } from '../routing/llm.service';
+import { abortOnClientDisconnect, callContext, ChatResponder, openAiStreamFormat, servedByHeaders } from './chat-responder';
+import { checkConversation, toResponseFormat, toToolCalls, toToolDefinitions } from './dto/chat-shapes';
 import { OpenAiChatRequestDto, OpenAiEmbeddingsRequestDto, ORGANIZATION_DEFAULT_MODEL, toContentPart } from './dto/openai.dto';
 
 const ORGANIZATION_HEADER = 'x-organization-id';
@@ -36,7 +35,7 @@ function toChatRequest(body: OpenAiChatRequestDto, organizationId: string | unde
   const messages: ChatMessage[] = body.messages.map(({ role, content, tool_calls, tool_call_id }) => ({
     role: role === 'developer' ? 'system' : role,
     content: content === null || content === undefined ? null : typeof content === 'string' ? content : content.map(toContentPart),
-    ...(tool_calls && { toolCalls: tool_calls.map(({ id, function: { name, arguments: args } }) => ({ id, type: 'function' as const, function: { name, arguments: args } })) }),
+    ...(tool_calls && { toolCalls: toToolCalls(tool_calls) }),
     ...(tool_call_id !== undefined && tool_call_id !== null && { toolCallId: tool_call_id }),
   }));
   const tools = body.tools ?? undefined;
@@ -47,13 +46,10 @@ function toChatRequest(body: OpenAiChatRequestDto, organizationId: string | unde
     model: modelFor(body.model, organizationId),
     temperature: body.temperature ?? undefined,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
-    tools: tools?.map(({ function: { name, description, parameters, strict } }) => ({
-      type: 'function' as const,
-      function: { name, description: description ?? undefined, parameters: parameters ?? undefined, strict: strict ?? undefined },
-    })),
+    tools: toToolDefinitions(tools),
     toolChoice: body.tool_choice ?? undefined,
     parallelToolCalls: body.parallel_tool_calls ?? undefined,
-    responseFormat: format && (format.type === 'json_schema' ? { type: 'json_schema', jsonSchema: { ...format.json_schema! } } : { type: format.type }),
+    responseFormat: format && toResponseFormat(format.type, format.json_schema),
     stop: body.stop ?? undefined,
     topP: body.top_p ?? undefined,
     seed: body.seed ?? undefined,
@@ -85,15 +81,6 @@ function completion(result: ChatResult) {
 /** Little-endian float32, as OpenAI's base64 encoding_format is (what its SDKs ask for by default, and decode). */
 function base64Vector(vector: number[]): string {
   return Buffer.from(new Float32Array(vector).buffer).toString('base64');
-}
-
-function callContext(request: FastifyRequest, signal?: AbortSignal): CallContext {
-  return {
-    requestId: String(request.id),
-    callerKeyId: (request as AuthenticatedRequest).caller?.keyId,
-    route: request.routeOptions.url ?? 'unknown',
-    signal,
-  };
 }
 
 /**

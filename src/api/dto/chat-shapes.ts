@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { Equals, IsBoolean, IsObject, IsOptional, IsString, Matches, MaxLength, MinLength, ValidateBy, ValidateNested, ValidationArguments } from 'class-validator';
 import { GatewayError } from '../../common/errors/gateway-error';
-import { ChatMessage, IMAGE_DETAILS } from '../../litellm/litellm.types';
+import { ChatMessage, IMAGE_DETAILS, ResponseFormat, ToolCall, ToolDefinition } from '../../litellm/litellm.types';
 
 /**
  * What the native and the OpenAI-compatible chat requests share: tools, tool calls, their limits, and the checks
@@ -253,9 +253,22 @@ export class JsonSchemaFormatDto {
 
 export const RESPONSE_FORMAT_TYPES = ['text', 'json_object', 'json_schema'] as const;
 
-/** `{type}`, with `jsonSchema` (natively) or `json_schema` (OpenAI's format) when the type is json_schema. */
-export function responseFormatFields(schemaKey: 'jsonSchema' | 'json_schema') {
-  return { schemaKey };
+/** An assistant message's tool calls as the pipeline takes them, field by field. */
+export function toToolCalls(calls: ToolCallDto[]): ToolCall[] {
+  return calls.map(({ id, function: { name, arguments: args } }) => ({ id, type: 'function' as const, function: { name, arguments: args } }));
+}
+
+/** The tools as the pipeline takes them, field by field; null in an optional field means "not given". */
+export function toToolDefinitions(tools: ToolDto[] | undefined): ToolDefinition[] | undefined {
+  return tools?.map(({ function: { name, description, parameters, strict } }) => ({
+    type: 'function' as const,
+    function: { name, description: description ?? undefined, parameters: parameters ?? undefined, strict: strict ?? undefined },
+  }));
+}
+
+/** A response format as the pipeline takes it: the schema only with json_schema (the DTOs refuse it elsewhere). */
+export function toResponseFormat(type: (typeof RESPONSE_FORMAT_TYPES)[number], jsonSchema: JsonSchemaFormatDto | undefined): ResponseFormat {
+  return type === 'json_schema' ? { type, jsonSchema: { ...jsonSchema! } } : { type };
 }
 
 function fail(message: string): never {
