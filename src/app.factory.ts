@@ -1,4 +1,3 @@
-import { ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -13,7 +12,7 @@ import { registerJsonBodyParser } from './common/json-body-parser';
 import { sendSecurityHeaders } from './common/security-headers';
 import { requestIdFor } from './common/request-id';
 import { observeRequests } from './metrics/request-observer';
-import { validationExceptionFactory } from './common/validation';
+import { JsonValidationPipe, validationExceptionFactory } from './common/validation';
 import { configurationWarnings, Environment, validateEnvironment } from './config/environment';
 import { createLogger, NestPinoLogger } from './logging/logger';
 import { MetricsService } from './metrics/metrics.service';
@@ -97,7 +96,7 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
   registerJsonBodyParser(fastify, config.get('BODY_LIMIT_BYTES', { infer: true }));
   app.useGlobalPipes(
-    new ValidationPipe({
+    new JsonValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
       transform: true,
