@@ -198,7 +198,9 @@ describe('graceful shutdown with keep-alive callers (production build)', () => {
       const sigtermAt = Date.now();
       gateway.child.kill('SIGTERM');
       expect(await gateway.exited).toBe(0);
-      expect(Date.now() - sigtermAt).toBeLessThan(500 + 500 + 2_000);
+      // Drain, then the stream's cut-off, then closing down: seconds, where STREAM_WRITE_TIMEOUT_MS would be 60 s.
+      // (5 s of margin for a machine busy with other suites: it measured up to 3.7 s there against 2 s allowed before.)
+      expect(Date.now() - sigtermAt).toBeLessThan(500 + 500 + 5_000);
     } finally {
       socket.destroy();
       await gateway.stop();
