@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { FakeUpstream } from '../test/support/fake-upstream';
+import { freePort } from '../test/support/litellm';
 
 /**
  * What `npm run dev` (scripts/dev.ts) starts: the test suites' fake provider, the real LiteLLM in front of it (or in
@@ -39,14 +40,6 @@ export interface ChildService {
 
 export type LineSink = (name: string, line: string) => void;
 
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 /** Fails with a plain message when something already listens on the port (another LiteLLM, another gateway). */
 export async function assertPortFree(port: number, what: string): Promise<void> {

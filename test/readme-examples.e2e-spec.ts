@@ -4,7 +4,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, PROJECT_ROOT } from '../scripts/dev-stack';
+import { PROJECT_ROOT } from '../scripts/dev-stack';
+import { freePort } from './support/litellm';
 
 /**
  * `npm run dev` (its script, compiled as `npm run dev` does, with the gateway's build from `npm test`), and every

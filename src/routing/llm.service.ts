@@ -65,6 +65,15 @@ type Finish = (metering: AttemptMetering, error?: unknown, output?: Output) => v
 /** What an attempt produced: its completion's tokens are counted from it when the upstream reported none. */
 type Output = { tokens(): number };
 
+/** One attempt as the completion stage records it. */
+interface AttemptRecord {
+  attempt: 1 | 2;
+  model: string;
+  fallbackReason?: ErrorCode;
+  startedAt: Date;
+  durationMs: number;
+}
+
 const NO_USAGE: TokenUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, totalTokens: 0 });
 
 export interface ChatResult {
@@ -419,7 +428,7 @@ export class LlmService {
    */
   private complete(
     call: Call,
-    attempt: { attempt: 1 | 2; model: string; fallbackReason?: ErrorCode; startedAt: Date; durationMs: number },
+    attempt: AttemptRecord,
     metering: AttemptMetering,
     error: unknown,
     output: Output | undefined,
@@ -435,7 +444,7 @@ export class LlmService {
 
   private recordAttempt(
     call: Call,
-    attempt: { attempt: 1 | 2; model: string; fallbackReason?: ErrorCode; startedAt: Date; durationMs: number },
+    attempt: AttemptRecord,
     metering: AttemptMetering,
     error: unknown,
     output: Output | undefined,
