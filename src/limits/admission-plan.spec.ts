@@ -21,6 +21,18 @@ describe('budgetPeriod', () => {
     const found = budgetPeriod(period, Date.parse(now));
     expect({ id: found.id, startsAt: new Date(found.startsAt).toISOString(), endsAt: new Date(found.endsAt).toISOString() }).toEqual({ id, startsAt, endsAt });
   });
+
+  it('keeps the period it found only while it lasts, back and forth across a turn', () => {
+    const turn = Date.UTC(2026, 6, 1);
+    const ids = [turn - 1, turn - 1, turn, turn + 1, turn - 1].map((now) => [budgetPeriod('day', now).id, budgetPeriod('month', now).id]);
+    expect(ids).toEqual([
+      ['day:2026-06-30', 'month:2026-06'],
+      ['day:2026-06-30', 'month:2026-06'],
+      ['day:2026-07-01', 'month:2026-07'],
+      ['day:2026-07-01', 'month:2026-07'],
+      ['day:2026-06-30', 'month:2026-06'],
+    ]);
+  });
 });
 
 describe('planAdmission', () => {

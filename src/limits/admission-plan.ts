@@ -36,8 +36,23 @@ export function minuteWindow(now: number): { window: number; endsAt: number } {
   return { window, endsAt: (window + 1) * MINUTE_MS };
 }
 
+interface Period {
+  id: string;
+  startsAt: number;
+  endsAt: number;
+}
+
+/** The last period found per kind: every admission asks, and the answer changes once a day or a month. */
+const lastPeriods: Partial<Record<BudgetPeriod, Period>> = {};
+
 /** The UTC day or month that contains `now`, and its id (day:2026-03-31, month:2026-03). */
-export function budgetPeriod(period: BudgetPeriod, now: number): { id: string; startsAt: number; endsAt: number } {
+export function budgetPeriod(period: BudgetPeriod, now: number): Period {
+  const last = lastPeriods[period];
+  if (last && now >= last.startsAt && now < last.endsAt) return last;
+  return (lastPeriods[period] = Object.freeze(findBudgetPeriod(period, now)));
+}
+
+function findBudgetPeriod(period: BudgetPeriod, now: number): Period {
   const date = new Date(now);
   const [year, month, day] = [date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()];
   if (period === 'day') {

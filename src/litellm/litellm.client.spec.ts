@@ -8,6 +8,7 @@ import { LiteLLMClient } from './litellm.client';
 import { ChatStreamPart } from './litellm.types';
 import { LlmClientProvider } from './llm-client.provider';
 import { ModelCatalogService } from './model-catalog.service';
+import { NotSentError, sendGate } from './send-gate';
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -158,5 +159,79 @@ describe('LiteLLMClient.streamChat', () => {
     const { error } = await readAll();
 
     expect(error).toMatchObject({ code: 'UPSTREAM_INVALID_RESPONSE', message: expect.stringContaining('longer than') });
+  });
+});
+
+/** Calls made with a gate (send-gate.ts), through the real SDK client to a local server that counts what arrives. */
+describe('LiteLLMClient: gated calls', () => {
+  let server: Server;
+  let received = 0;
+  let provider: LlmClientProvider;
+  let metrics: MetricsService;
+  let client: LiteLLMClient;
+  const request = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }] };
+  const completion = { id: 'c', object: 'chat.completion', model: 'gpt-4o', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] };
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      // Calls only: the model catalog reads the model list on its own.
+      if (req.method === 'POST') received += 1;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(completion));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const config = new ConfigService<Environment, true>(
+      validateEnvironment({
+        LITELLM_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        LITELLM_API_KEY: 'sk-test',
+        // The SDK retries a failed fetch: a failed gate must not be taken for one.
+        LLM_MAX_RETRIES: '2',
+      }),
+    );
+    provider = new LlmClientProvider(config);
+    metrics = new MetricsService();
+    client = new LiteLLMClient(provider, new ModelCatalogService(provider, config), metrics, config);
+  });
+
+  beforeEach(() => {
+    received = 0;
+  });
+
+  afterAll(async () => {
+    await provider.onApplicationShutdown();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('sends the call only when its gate opens', async () => {
+    let open!: () => void;
+    const call = client.chat(request, undefined, sendGate(new Promise<void>((resolve) => (open = resolve))));
+
+    await sleep(50);
+    expect(received).toBe(0);
+    open();
+    await expect(call).resolves.toMatchObject({ content: 'ok' });
+    expect(received).toBe(1);
+  });
+
+  it.each(['chat', 'streamChat', 'embed'] as const)('%s: a failed gate sends nothing, is not retried, and comes back as it is', async (method) => {
+    const refusal = new GatewayError('RATE_LIMITED', 'over the limit');
+    const upstreamCalls = async () => (await metrics.registry.getSingleMetricAsString('llm_upstream_requests_total')).split('\n').filter((line) => !line.startsWith('#')).length;
+    const countedBefore = await upstreamCalls();
+    const call =
+      method === 'embed'
+        ? client.embed({ model: 'text-embedding-3-small', input: ['a'] }, undefined, sendGate(Promise.reject(refusal)))
+        : client[method](request, undefined, sendGate(Promise.reject(refusal)));
+
+    const error = await (call as Promise<unknown>).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(NotSentError);
+    expect((error as NotSentError).reason).toBe(refusal);
+    await sleep(50);
+    expect(received).toBe(0);
+    expect(await upstreamCalls()).toBe(countedBefore);
   });
 });

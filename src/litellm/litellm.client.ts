@@ -8,6 +8,7 @@ import { LlmClientProvider } from './llm-client.provider';
 import { classifyUpstreamFailure, toUpstreamError, UpstreamErrorBody } from './litellm.errors';
 import { ChatAnswer, ChatMessage, ChatRequest, ChatStreamPart, ContentPart, EmbeddingsAnswer, EmbeddingsRequest, ResponseFormat, UpstreamChatStream } from './litellm.types';
 import { ModelCatalogService } from './model-catalog.service';
+import { GatedRequestOptions, NotSentError, SendGate } from './send-gate';
 import { ServerSentEvent, SseDecoder } from './sse-decoder';
 import { invalidResponse, readChatChunk, readChatCompletion, readEmbeddings, StreamState } from './upstream-answers';
 import type { UpstreamHeaders, UpstreamResponse } from './upstream-fetch';
@@ -133,6 +134,21 @@ class AttemptSignal {
   }
 }
 
+/** The SDK's options for one attempt: its signal and, for a gated call, the gate it waits for. */
+function requestOptions(attempt: AttemptSignal, sendWhen: SendGate | undefined): { signal: AbortSignal } & GatedRequestOptions {
+  return sendWhen ? { signal: attempt.signal, sendWhen } : { signal: attempt.signal };
+}
+
+/** When the call went: now or, for a gated call, when its gate opens (the wait is the pipeline's, not LiteLLM's). */
+function clockFrom(sendWhen: SendGate | undefined): { startedAt: number } {
+  const clock = { startedAt: performance.now() };
+  sendWhen?.then(
+    () => (clock.startedAt = performance.now()),
+    () => undefined,
+  );
+  return clock;
+}
+
 /**
  * The only code that talks to LiteLLM: chat, streamed chat and embeddings over the one openai SDK client,
  * each answer validated, each call timed out, measured and its failure named (litellm.errors.ts).
@@ -155,20 +171,21 @@ export class LiteLLMClient {
   }
 
   /** A plain chat. LLM_TIMEOUT_MS covers the whole answer, body included. */
-  async chat(request: ResolvedChatRequest, signal?: AbortSignal): Promise<ChatAnswer> {
-    const startedAt = performance.now();
+  async chat(request: ResolvedChatRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<ChatAnswer> {
+    const clock = clockFrom(sendWhen);
     const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
     try {
       const { data, response } = await this.client.chat.completions
-        .create(toUpstreamChat(request), { signal: attempt.signal })
+        .create(toUpstreamChat(request), requestOptions(attempt, sendWhen))
         .withResponse();
       const answer = readChatCompletion(data);
       if (request.responseFormat && request.responseFormat.type !== 'text') checkJsonAnswer(answer.content);
       const upstream = response as unknown as UpstreamResponse;
-      this.record('chat', request.model, startedAt, 'success');
-      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
+      this.record('chat', request.model, clock.startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - clock.startedAt };
     } catch (error) {
-      throw this.failed('chat', request.model, startedAt, toUpstreamError(error, attempt.signal));
+      if (error instanceof NotSentError) throw error;
+      throw this.failed('chat', request.model, clock.startedAt, toUpstreamError(error, attempt.signal));
     } finally {
       attempt.done();
     }
@@ -180,13 +197,13 @@ export class LiteLLMClient {
    * LLM_STREAM_IDLE_TIMEOUT_MS bounds each silence of the upstream, and only of the upstream: time spent by
    * the consumer between reads (writing to a slow caller) is not counted.
    */
-  async streamChat(request: ResolvedChatRequest, signal?: AbortSignal): Promise<UpstreamChatStream> {
-    const startedAt = performance.now();
+  async streamChat(request: ResolvedChatRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<UpstreamChatStream> {
+    const clock = clockFrom(sendWhen);
     const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not start the stream within ${this.timeoutMs} ms`);
     let response: UpstreamResponse;
     try {
       response = (await this.client.chat.completions
-        .create({ ...toUpstreamChat(request), stream: true, stream_options: { include_usage: true } }, { signal: attempt.signal })
+        .create({ ...toUpstreamChat(request), stream: true, stream_options: { include_usage: true } }, requestOptions(attempt, sendWhen))
         .asResponse()) as unknown as UpstreamResponse;
       const contentType = response.headers.get('content-type') ?? '';
       if (!contentType.startsWith('text/event-stream')) {
@@ -195,9 +212,11 @@ export class LiteLLMClient {
       }
     } catch (error) {
       attempt.done();
-      throw this.failed('chat_stream', request.model, startedAt, toUpstreamError(error, attempt.signal));
+      if (error instanceof NotSentError) throw error;
+      throw this.failed('chat_stream', request.model, clock.startedAt, toUpstreamError(error, attempt.signal));
     }
     attempt.clearDeadline();
+    const { startedAt } = clock;
     const metering = { costUsd: costOf(response.headers), timeToFirstByteMs: response.receivedAt - startedAt };
     return { metering, reads: () => this.readStream(response, attempt, metering, request.model, startedAt) };
   }
@@ -290,23 +309,24 @@ export class LiteLLMClient {
     }
   }
 
-  async embed({ model, input, dimensions }: EmbeddingsRequest, signal?: AbortSignal): Promise<EmbeddingsAnswer> {
-    const startedAt = performance.now();
+  async embed({ model, input, dimensions }: EmbeddingsRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<EmbeddingsAnswer> {
+    const clock = clockFrom(sendWhen);
     const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
     try {
       const { data, response } = await this.client.embeddings
         .create(
           // The SDK's default base64 path costs CPU and garbles LiteLLM's mock vectors.
           { model, input: input.map(normalizeEmbeddingInput), encoding_format: 'float', ...(dimensions !== undefined && { dimensions }) },
-          { signal: attempt.signal },
+          requestOptions(attempt, sendWhen),
         )
         .withResponse();
       const answer = readEmbeddings(data, input.length, dimensions);
       const upstream = response as unknown as UpstreamResponse;
-      this.record('embeddings', model, startedAt, 'success');
-      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - startedAt };
+      this.record('embeddings', model, clock.startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - clock.startedAt };
     } catch (error) {
-      throw this.failed('embeddings', model, startedAt, toUpstreamError(error, attempt.signal));
+      if (error instanceof NotSentError) throw error;
+      throw this.failed('embeddings', model, clock.startedAt, toUpstreamError(error, attempt.signal));
     } finally {
       attempt.done();
     }

@@ -3,10 +3,22 @@ import { ConfigService } from '@nestjs/config';
 import OpenAI from 'openai';
 import { Agent } from 'undici';
 import { Environment } from '../config/environment';
+import { GatedRequestOptions } from './send-gate';
 import { createUpstreamFetch } from './upstream-fetch';
 
 /** Added to the gateway's own deadlines for undici's: ours fire first and say what happened. */
 const TRANSPORT_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * The SDK's client, with one addition: a call made with `sendWhen` (send-gate.ts) is built at once and sent
+ * only when its gate opens. prepareRequest is the SDK's hook for the last step before its fetch; an error
+ * there reaches the caller as it is, without the SDK's retries.
+ */
+export class GatedOpenAI extends OpenAI {
+  protected override async prepareRequest(_request: RequestInit, { options }: { url: string; options: object }): Promise<void> {
+    await (options as GatedRequestOptions).sendWhen;
+  }
+}
 
 /**
  * Owns the ONE OpenAI SDK client the gateway uses, pointed at LiteLLM, and the connection pool under it.
@@ -34,7 +46,7 @@ export class LlmClientProvider implements OnApplicationShutdown {
       headersTimeout: timeoutMs + TRANSPORT_TIMEOUT_MARGIN_MS,
       bodyTimeout: Math.max(timeoutMs, config.get('LLM_STREAM_IDLE_TIMEOUT_MS', { infer: true })) + TRANSPORT_TIMEOUT_MARGIN_MS,
     });
-    this.client = new OpenAI({
+    this.client = new GatedOpenAI({
       baseURL: `${config.get('LITELLM_URL', { infer: true }).replace(/\/+$/, '')}/v1`,
       apiKey: config.get('LITELLM_API_KEY', { infer: true }),
       timeout: timeoutMs,

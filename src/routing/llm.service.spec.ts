@@ -3,6 +3,7 @@ import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LiteLLMClient } from '../litellm/litellm.client';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { LimitsStore } from '../limits/limits.store';
 import { MemoryLimitsStore } from '../limits/memory-limits.store';
 import { UsageEntry, UsageLedger } from '../usage/usage-ledger.service';
 import { UsageService } from '../usage/usage.service';
@@ -49,13 +50,44 @@ function fakeOrganizations(preferences: Partial<OrganizationPreferences> = {}) {
   };
 }
 
-function pipeline(litellm: ReturnType<typeof fakeLiteLLM>, env: Record<string, string> = {}, organizations = fakeOrganizations()) {
+/**
+ * Like LiteLLMClient with the SDK under it: takes the call at once, sends it only when its gate opens (a failed
+ * gate rejects with NotSentError, which it passes on), and keeps the models it sent.
+ */
+function gatedLiteLLM() {
+  const sent: string[] = [];
+  const send = async (call: { model: string }, _signal: AbortSignal | undefined, sendWhen: Promise<void>) => {
+    await sendWhen;
+    sent.push(call.model);
+  };
+  return {
+    sent,
+    chat: jest.fn(async (call: { model: string }, signal: AbortSignal | undefined, sendWhen: Promise<void>) => {
+      await send(call, signal, sendWhen);
+      return answer();
+    }),
+    streamChat: jest.fn(async (call: { model: string }, signal: AbortSignal | undefined, sendWhen: Promise<void>) => {
+      await send(call, signal, sendWhen);
+      return upstreamStream([{ content: 'hi' }]);
+    }),
+    embed: jest.fn(),
+  };
+}
+
+const ONE_REQUEST_PER_MINUTE = { requestsPerMinute: 1, tokensPerMinute: null, concurrentRequests: null, tokenBudget: null, budgetPeriod: 'day' as const };
+
+function pipeline(
+  litellm: Pick<ReturnType<typeof fakeLiteLLM>, 'chat' | 'streamChat' | 'embed'>,
+  env: Record<string, string> = {},
+  organizations = fakeOrganizations(),
+  limitsStore?: LimitsStore,
+) {
   const config = new ConfigService<Environment, true>(validateEnvironment({ LITELLM_API_KEY: 'sk-x', ...env }));
   const metrics = new MetricsService();
   const records: UsageEntry[] = [];
   const ledger = { record: (entry: UsageEntry) => records.push(entry) } as unknown as UsageLedger;
   const catalog = { metricLabel: (model: string) => model } as unknown as ModelCatalogService;
-  const limits = new MemoryLimitsStore(metrics, 600_000);
+  const limits = limitsStore ?? new MemoryLimitsStore(metrics, 600_000);
   const usage = { tokensBetween: async () => 0 } as unknown as UsageService;
   const service = new LlmService(
     litellm as unknown as LiteLLMClient,
@@ -81,7 +113,7 @@ describe('LlmService (the pipeline)', () => {
 
       const result = await service.chatCompletion(request, context);
 
-      expect(litellm.chat).toHaveBeenCalledWith({ ...request, model: 'my-default' }, undefined);
+      expect(litellm.chat).toHaveBeenCalledWith({ ...request, model: 'my-default' }, undefined, expect.any(Promise));
       expect(result).toEqual({
         callId: expect.any(String),
         content: 'hello',
@@ -117,7 +149,7 @@ describe('LlmService (the pipeline)', () => {
 
       const result = await service.generateEmbeddings({ input: ['a', 'b'] }, context);
 
-      expect(litellm.embed).toHaveBeenCalledWith({ model: 'text-embedding-3-small', input: ['a', 'b'], dimensions: undefined }, undefined);
+      expect(litellm.embed).toHaveBeenCalledWith({ model: 'text-embedding-3-small', input: ['a', 'b'], dimensions: undefined }, undefined, expect.any(Promise));
       expect(result).toMatchObject({ embeddings: [[0.1, 0.2], [0.3, 0.4]], model: 'text-embedding-3-small', dimensions: 2 });
     });
   });
@@ -215,6 +247,58 @@ describe('LlmService (the pipeline)', () => {
         code: 'ORGANIZATION_NOT_FOUND',
       });
       expect(litellm.chat).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('admission: checked while the request is built, sent only once admitted', () => {
+    it('answers a refused call with the 429, sends nothing and records no attempt', async () => {
+      const litellm = gatedLiteLLM();
+      const { service, records } = pipeline(litellm, {}, fakeOrganizations({ limits: ONE_REQUEST_PER_MINUTE }));
+
+      await service.chatCompletionForOrg(ORG_ID, request, context);
+      const refused = service.chatCompletionForOrg(ORG_ID, request, context);
+
+      await expect(refused).rejects.toBeInstanceOf(GatewayError);
+      await expect(refused).rejects.toMatchObject({ code: 'RATE_LIMITED', headers: { 'retry-after': expect.any(String) } });
+      expect(litellm.chat).toHaveBeenCalledTimes(2);
+      expect(litellm.sent).toEqual(['gpt-4o']);
+      expect(records).toHaveLength(1);
+    });
+
+    it('refuses a stream the same way', async () => {
+      const litellm = gatedLiteLLM();
+      const { service, records } = pipeline(litellm, {}, fakeOrganizations({ limits: ONE_REQUEST_PER_MINUTE }));
+      await service.streamChatCompletionForOrg(ORG_ID, request, context);
+
+      await expect(service.streamChatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+      expect(litellm.sent).toEqual(['gpt-4o']);
+      expect(records).toHaveLength(0); // the first stream is still open: nothing is recorded before it ends
+    });
+
+    it('hands the call to the client while the admission is out, and releases the reservation once the call ends', async () => {
+      const litellm = gatedLiteLLM();
+      const metrics = new MetricsService();
+      const store = new MemoryLimitsStore(metrics, 600_000);
+      let answerAdmission!: () => void;
+      const admitted = new Promise<void>((resolve) => (answerAdmission = resolve));
+      const admit = store.admit.bind(store);
+      jest.spyOn(store, 'admit').mockImplementation(async (admission) => {
+        await admitted;
+        return admit(admission);
+      });
+      const finish = jest.spyOn(store, 'finish');
+      const limits = { ...ONE_REQUEST_PER_MINUTE, concurrentRequests: 1 };
+      const { service } = pipeline(litellm, {}, fakeOrganizations({ limits }), store);
+
+      const call = service.chatCompletionForOrg(ORG_ID, request, context);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(litellm.chat).toHaveBeenCalledTimes(1);
+      expect(litellm.sent).toEqual([]);
+      answerAdmission();
+      await call;
+      expect(litellm.sent).toEqual(['gpt-4o']);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(finish).toHaveBeenCalledTimes(1);
     });
   });
 

@@ -6,6 +6,7 @@ import { Environment } from '../config/environment';
 import { LiteLLMClient, UpstreamOperation } from '../litellm/litellm.client';
 import { AttemptMetering, ChatAnswer, ChatRequest, ChatStreamPart, FinishReason, TokenUsage, ToolCall, UpstreamChatStream } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { NotSentError, SendGate, sendGate } from '../litellm/send-gate';
 import { LimitsUnavailableError, limitsUnavailableError, refusalError } from '../limits/limits.errors';
 import { LimitsSettings, limitsSettings } from '../limits/limits.settings';
 import { LimitsStore } from '../limits/limits.store';
@@ -145,7 +146,8 @@ interface Started<T> {
 /**
  * The one pipeline every call to a model goes through, whatever the route:
  *   resolve the target (the named or default model, or the organization's preferences)
- *   → admission (nothing refuses yet; rate limits and budgets plug in here)
+ *   → admission (rate limits and budgets: one atomic check and reservation), which runs while the first
+ *     attempt's request is being built: the request is sent only once admitted (litellm/send-gate.ts)
  *   → attempts under the fallback policy (an organization's fallback model, once)
  *   → completion (each attempt's record; the usage ledger plugs in here)
  * It knows nothing about HTTP: the API layer turns its results into JSON or an event stream.
@@ -200,15 +202,17 @@ export class LlmService {
     const target = this.plainTarget(request.model, this.defaultEmbeddingModel);
     if (organizationId) Object.assign(target, { organizationId, limits: (await this.organizations.getPreferences(organizationId)).limits });
     const call = this.call(target, context, 'embeddings', () => estimateInputTokens(input), 0);
-    await this.admit(call);
+    const admitted = sendGate(this.admit(call));
     let served;
     try {
       served = await this.attempt(call, async (model) => {
-        const answer = await this.litellm.embed({ model, input, dimensions }, context.signal);
+        const answer = await this.litellm.embed({ model, input, dimensions }, context.signal, admitted);
         return { value: answer, ended: answer };
       });
+    } catch (error) {
+      throw notSentReason(error);
     } finally {
-      this.settle(call);
+      await this.settle(call, admitted);
     }
     const { embeddings, upstreamModel, usage } = served.value;
     return {
@@ -293,25 +297,36 @@ export class LlmService {
     call.reservation = admission.reservation;
   }
 
-  /** The call's last attempt has ended: its reservation is released, reconciled with the tokens it used. */
-  private settle(call: Call): void {
-    if (call.reservation) void this.limits.finish(call.reservation, call.tokensUsed);
+  /**
+   * The call's last attempt has ended: its reservation is released, reconciled with the tokens it used (once
+   * its admission has answered: a call can end before, when its caller leaves). Sent after the answer is
+   * written (setImmediate runs after the I/O callback that writes it), so that the round trip is not on the
+   * caller's time. A caller that waits for the answer before calling again still finds its slot free: this
+   * replica sends the release before it reads the next request, and Redis runs one connection's commands in
+   * order. Holding a slot a moment longer can only refuse, never over-admit.
+   */
+  private async settle(call: Call, admitted: SendGate): Promise<void> {
+    await admitted.catch(() => undefined);
+    const reservation = call.reservation;
     call.reservation = null;
+    if (reservation) setImmediate(() => void this.limits.finish(reservation, call.tokensUsed));
   }
 
   // --- stage 3: attempts under the fallback policy ------------------------------------------------------
 
   private async chat(target: Target, request: ChatRequest, context: CallContext): Promise<ChatResult> {
     const call = this.call(target, context, 'chat', () => estimatePromptTokens(request.messages, request.tools), request.maxTokens);
-    await this.admit(call);
+    const admitted = sendGate(this.admit(call));
     let served;
     try {
       served = await this.attempt(call, async (model) => {
-        const answer = await this.litellm.chat({ ...request, model }, context.signal);
+        const answer = await this.litellm.chat({ ...request, model }, context.signal, admitted);
         return { value: answer, ended: answer, output: { tokens: () => estimateAnswerTokens(answer) } };
       });
+    } catch (error) {
+      throw notSentReason(error);
     } finally {
-      this.settle(call);
+      await this.settle(call, admitted);
     }
     const { content, toolCalls, upstreamModel, usage, finishReason } = served.value;
     return {
@@ -329,11 +344,11 @@ export class LlmService {
 
   private async stream(target: Target, request: ChatRequest, context: CallContext): Promise<ChatStream> {
     const call = this.call(target, context, 'chat_stream', () => estimatePromptTokens(request.messages, request.tools), request.maxTokens);
-    await this.admit(call);
+    const admitted = sendGate(this.admit(call));
     let served;
     try {
       served = await this.attempt(call, async (model, finish) => {
-        const upstream = await this.litellm.streamChat({ ...request, model }, context.signal);
+        const upstream = await this.litellm.streamChat({ ...request, model }, context.signal, admitted);
         const reads = upstream.reads();
         let first: IteratorResult<ChatStreamPart[], void>;
         try {
@@ -346,11 +361,11 @@ export class LlmService {
         return { value: new RelayedStream(model, upstream, reads, first, finish, context.signal) };
       });
     } catch (error) {
-      this.settle(call);
-      throw error;
+      await this.settle(call, admitted);
+      throw notSentReason(error);
     }
     const stream = served.value;
-    stream.onEnded(() => this.settle(call));
+    stream.onEnded(() => void this.settle(call, admitted));
     return {
       callId: call.id,
       model: served.model,
@@ -385,7 +400,8 @@ export class LlmService {
         if (ended) finish(ended, undefined, output);
         return { value, model };
       } catch (error) {
-        finish({}, error);
+        // Stopped at admission: nothing was sent, so there was no attempt to record.
+        if (!(error instanceof NotSentError)) finish({}, error);
         throw error;
       }
     };
@@ -506,6 +522,11 @@ function estimateAnswerTokens(answer: ChatAnswer): number {
   let tokens = answer.content ? estimateTextTokens(answer.content) : 0;
   for (const call of answer.toolCalls ?? []) tokens += estimateTextTokens(call.function.name) + estimateTextTokens(call.function.arguments);
   return tokens;
+}
+
+/** A call stopped at admission is answered with the admission's reason (a 429, a 503), not as a failed attempt. */
+function notSentReason(error: unknown): unknown {
+  return error instanceof NotSentError ? error.reason : error;
 }
 
 function hasLimits(limits: OrganizationLimits): boolean {

@@ -1,0 +1,21 @@
+const { Redis } = require('ioredis');
+const net = require('net');
+(async () => {
+  const r = new Redis('redis://127.0.0.1:6379/13');
+  await r.ping();
+  let c = process.cpuUsage();
+  for (let i = 0; i < 5000; i++) await r.ping();
+  let u = process.cpuUsage(c); console.log('ioredis ping cpu', ((u.user + u.system) / 5000).toFixed(0), 'µs');
+  r.defineCommand('s', { lua: "return {1,2,3}" });
+  await r.s(1, 'k', 1, 2, 3);
+  c = process.cpuUsage();
+  for (let i = 0; i < 5000; i++) await r.s(3, 'k1', 'k2', 'k3', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  u = process.cpuUsage(c); console.log('ioredis trivial script 18 args cpu', ((u.user + u.system) / 5000).toFixed(0), 'µs');
+  r.quit();
+  const s = net.connect(6379, '127.0.0.1'); s.setNoDelay(true);
+  await new Promise((res) => s.on('connect', res));
+  c = process.cpuUsage();
+  for (let i = 0; i < 5000; i++) await new Promise((res) => { s.once('data', res); s.write('PING\r\n'); });
+  u = process.cpuUsage(c); console.log('raw ping cpu', ((u.user + u.system) / 5000).toFixed(0), 'µs');
+  s.end();
+})();
