@@ -31,15 +31,20 @@ function sampleRss(pids) {
  * being a cheap GET of the server's, and server the child process that serves the row (its CPU and memory
  * are the row's). Returns a Map `${scenario}|${row}` → the row's figures over all rounds.
  */
+const WARM_UP_STREAMS = 1000;
+
 export async function measureStreams(scenarios, { rounds }) {
   // Warm-up, once per row and not reported: JIT, the hops' connection pools, the organization's cached
-  // preferences.
+  // preferences. As large as the row's largest measured run (up to WARM_UP_STREAMS): 50 streams left every row's first round
+  // cold (the relay's time to first byte at 1,000 streams 1,034 ms in round 1, 266 ms in rounds 2 and 3), and
+  // the rows with more code (the gateway's) colder than the others.
+  const largest = (row) => Math.max(...scenarios.filter((scenario) => row in scenario.variants).map((scenario) => scenario.streams));
   const warmed = new Set();
   for (const scenario of scenarios) {
     for (const [row, variant] of Object.entries(scenario.variants)) {
       if (warmed.has(row)) continue;
       warmed.add(row);
-      const agents = await openConnections({ readyUrl: variant.readyUrl, streams: Math.min(scenario.streams, 50) });
+      const agents = await openConnections({ readyUrl: variant.readyUrl, streams: Math.min(largest(row), WARM_UP_STREAMS) });
       await runStreams(agents, { ...variant, chunks: STREAM_CHUNKS });
       closeConnections(agents);
     }
@@ -147,7 +152,13 @@ function gatewayTargets(scenarios, rows, { referenceStreams, largestStreams }) {
   checks.push([`${largest} streams: gateway peak RSS ≤ 300 MB`, `${peak.toFixed(0)} MB`, peak <= 300]);
 
   const sdk = find(at, ROW.sdk);
-  if (sdk) checks.push([`(for scale) ${at} streams: gateway CPU per chunk / the SDK hop's`, `${(gateway.cpuPerChunk / sdk.cpuPerChunk).toFixed(2)}x`, true]);
+  if (sdk) {
+    // The SDK hop is the ceiling while the openai SDK makes every call: where it misses a target, so must the gateway.
+    const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : 'not run');
+    checks.push([`(for scale) ${at} streams: gateway CPU per chunk / the SDK hop's`, ratio(gateway.cpuPerChunk, sdk.cpuPerChunk), true]);
+    checks.push([`(for scale) ${at} streams: the SDK hop alone, CPU per chunk / the relay floor's`, ratio(sdk.cpuPerChunk, relay?.cpuPerChunk), true]);
+    checks.push([`(for scale) ${at} streams: the SDK hop alone, TTFB p50 / the relay floor's`, ratio(sdk.ttfb50, relay?.ttfb50), true]);
+  }
   return checks;
 }
 
