@@ -396,6 +396,7 @@ async function main() {
         'gateway, OpenAI route': () => load({ url: `${gateway.url}/openai/v1/chat/completions`, body: openAiChat, headers: caller, connections: 1 }),
         'gateway, organization chat': () =>
           load({ url: `${gateway.url}/v1/organizations/${organization.id}/chat`, body: gatewayChat, headers: caller, connections: 1 }),
+        'gateway, usage ledger off': () => load({ url: `${unrecorded.url}/v1/chat`, body: gatewayChat, headers: caller, connections: 1 }),
         'gateway with Redis, organization chat, no limits': () =>
           load({ url: `${limited.url}/v1/organizations/${unlimitedOrganization.id}/chat`, body: gatewayChat, headers: caller, connections: 1 }),
         'gateway, organization chat, limits on Redis': () =>
@@ -565,6 +566,7 @@ function renderRows(scenarios, results, rssMb) {
       const baseRps = base.rps.reduce((sum, value) => sum + value, 0) / base.rps.length;
       lines.push(
         `${scenario.name} | ${variant}: p50 ${percentile(result.latencies, 50).toFixed(3)} ms, ` +
+          `mean ${(result.latencies.reduce((sum, value) => sum + value, 0) / result.latencies.length).toFixed(3)} ms, ` +
           `p99 ${percentile(result.latencies, 99).toFixed(3)} ms, ${rps.toFixed(0)} req/s (${(rps / baseRps).toFixed(3)} of direct), ` +
           `${cpuPerRequest(result)} µs CPU/request`,
       );

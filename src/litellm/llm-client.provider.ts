@@ -4,18 +4,22 @@ import OpenAI from 'openai';
 import { Agent } from 'undici';
 import { Environment } from '../config/environment';
 import { GatedRequestOptions } from './send-gate';
-import { createUpstreamFetch } from './upstream-fetch';
+import { createUpstreamFetch, plainHeaders } from './upstream-fetch';
 
 /** Added to the gateway's own deadlines for undici's: ours fire first and say what happened. */
 const TRANSPORT_TIMEOUT_MARGIN_MS = 5_000;
 
 /**
- * The SDK's client, with one addition: a call made with `sendWhen` (send-gate.ts) is built at once and sent
- * only when its gate opens. prepareRequest is the SDK's hook for the last step before its fetch; an error
- * there reaches the caller as it is, without the SDK's retries.
+ * The SDK's client, with two additions in prepareRequest, the SDK's hook for the last step before its fetch:
+ * - a call made with `sendWhen` (send-gate.ts) is built at once and sent only when its gate opens; an error
+ *   there reaches the caller as it is, without the SDK's retries;
+ * - the request's web Headers become a plain object once, here: the SDK formats its request details for a
+ *   debug log even when that level is off, and the transport needs a plain object too; each iterated the
+ *   Headers on every call.
  */
 export class GatedOpenAI extends OpenAI {
-  protected override async prepareRequest(_request: RequestInit, { options }: { url: string; options: object }): Promise<void> {
+  protected override async prepareRequest(request: RequestInit, { options }: { url: string; options: object }): Promise<void> {
+    request.headers = plainHeaders(request.headers);
     await (options as GatedRequestOptions).sendWhen;
   }
 }

@@ -2,7 +2,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import OpenAI, { APIError, APIUserAbortError } from 'openai';
 import { Agent } from 'undici';
-import { createUpstreamFetch, UpstreamHeaders } from './upstream-fetch';
+import { createUpstreamFetch, plainHeaders, UpstreamHeaders } from './upstream-fetch';
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
 
@@ -137,5 +137,20 @@ describe('UpstreamHeaders', () => {
   it('keeps the headers out of its own properties, where a log formatter would find them unredacted', () => {
     expect(Object.entries(headers)).toEqual([]);
     expect(JSON.stringify(headers)).toBe('{}');
+  });
+});
+
+describe('plainHeaders', () => {
+  it('turns web Headers, pairs and mixed-case objects into one plain object with lower-case names', () => {
+    const expected = { authorization: 'Bearer sk-x', 'x-stainless-lang': 'js' };
+    expect(plainHeaders(new Headers({ Authorization: 'Bearer sk-x', 'X-Stainless-Lang': 'js' }))).toEqual(expected);
+    expect(plainHeaders([['Authorization', 'Bearer sk-x'], ['x-stainless-lang', 'js']])).toEqual(expected);
+    expect(plainHeaders({ Authorization: 'Bearer sk-x', 'x-stainless-lang': 'js' })).toEqual(expected);
+    expect(plainHeaders(undefined)).toEqual({});
+  });
+
+  it('takes a plain object that is already in lower case as it is', () => {
+    const given = { authorization: 'Bearer sk-x' };
+    expect(plainHeaders(given)).toBe(given);
   });
 });

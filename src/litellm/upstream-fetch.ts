@@ -3,10 +3,16 @@ import { Agent, Dispatcher, request } from 'undici';
 
 type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
-function headersOf(init: RequestInit | undefined): Record<string, string> {
+/**
+ * A request's headers as the plain object undici takes, names in lower case. A plain object whose names are
+ * already lower case (what GatedOpenAI hands over) is taken as it is: iterating web Headers is not cheap.
+ */
+export function plainHeaders(given: RequestInit['headers']): Record<string, string> {
+  if (!given) return {};
+  if (!(given instanceof Headers) && !Array.isArray(given) && Object.keys(given).every((name) => name === name.toLowerCase())) {
+    return given as Record<string, string>;
+  }
   const headers: Record<string, string> = {};
-  const given = init?.headers;
-  if (!given) return headers;
   (given instanceof Headers ? given : new Headers(given)).forEach((value, name) => {
     headers[name] = value;
   });
@@ -104,7 +110,7 @@ export function createUpstreamFetch(agent: Dispatcher = new Agent()): FetchLike 
     const url = input instanceof Request ? input.url : String(input);
     const { statusCode, headers, body } = await request(url, {
       method: (init?.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: headersOf(init),
+      headers: plainHeaders(init?.headers),
       body: init?.body as string | Buffer | null | undefined,
       signal: init?.signal ?? undefined,
       dispatcher: agent,
