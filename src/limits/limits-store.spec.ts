@@ -288,6 +288,21 @@ describe.each([
     expect(await usage(limits, later)).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 500, reserved: 200 } });
   });
 
+  it('releases calls that finish together, each reconciled once, however many (more than one script takes)', async () => {
+    const limits = { concurrentRequests: 300, tokensPerMinute: 1_000_000, tokenBudget: 1_000_000 };
+    const reservations = [];
+    for (let i = 0; i < 300; i += 1) reservations.push(reservationOf(await admit(limits, { tokens: 100 })));
+
+    // In one turn of the event loop, the first call twice.
+    await Promise.all([...reservations.map((reservation) => harness.store.finish(reservation, 10)), harness.store.finish(reservations[0], 10)]);
+
+    expect(await usage(limits)).toMatchObject({
+      concurrentRequests: { used: 0 },
+      tokensPerMinute: { used: 3_000 },
+      tokenBudget: { used: 3_000, reserved: 0 },
+    });
+  });
+
   it('does nothing on a second finish of the same call', async () => {
     const limits = { concurrentRequests: 1, tokensPerMinute: 1_000, tokenBudget: 1_000 };
     const reservation = reservationOf(await admit(limits, { tokens: 500 }));

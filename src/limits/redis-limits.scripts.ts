@@ -78,22 +78,29 @@ return {failed, open, budgetUsed, budgetReserved, unpack(used)}
 `;
 
 /**
- * KEYS: the organization's open calls, then the tokens window and the budget, each when the call reserved there.
- * ARGV: member, estimate, actual, hasTokens, hasBudget.
+ * Any number of finished calls at once (a replica sends those that ended in the same turn of its event loop
+ * together). KEYS: per call, its organization's open calls, then its tokens window and its budget when it
+ * reserved there. ARGV: per call, member, estimate, actual, hasTokens, hasBudget.
  * Only a call still open is reconciled: removing it is what makes a second finish, or one after its lease ran
  * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
+ * Returns how many calls were released.
  */
 export const FINISH_SCRIPT = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-local estimate, actual = tonumber(ARGV[2]), tonumber(ARGV[3])
-local k = 2
-if ARGV[4] == '1' then
-  if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('INCRBY', KEYS[k], actual - estimate) end
+local k, released = 1, 0
+for a = 1, #ARGV, 5 do
+  local callsKey, tokensKey, budgetKey = KEYS[k], nil, nil
   k = k + 1
+  if ARGV[a + 3] == '1' then tokensKey = KEYS[k]; k = k + 1 end
+  if ARGV[a + 4] == '1' then budgetKey = KEYS[k]; k = k + 1 end
+  if redis.call('ZREM', callsKey, ARGV[a]) == 1 then
+    released = released + 1
+    local estimate, actual = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    if tokensKey and redis.call('EXISTS', tokensKey) == 1 then redis.call('INCRBY', tokensKey, actual - estimate) end
+    if budgetKey and redis.call('EXISTS', budgetKey) == 1 then
+      redis.call('HINCRBY', budgetKey, 'reserved', -estimate)
+      redis.call('HINCRBY', budgetKey, 'used', actual)
+    end
+  end
 end
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[k]) == 1 then
-  redis.call('HINCRBY', KEYS[k], 'reserved', -estimate)
-  redis.call('HINCRBY', KEYS[k], 'used', actual)
-end
-return 1
+return released
 `;

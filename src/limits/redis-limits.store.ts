@@ -8,6 +8,15 @@ import { LimitsStore } from './limits.store';
 import type { LimitName, Reservation } from './limits.types';
 import { ADMIT_SCRIPT, FINISH_SCRIPT } from './redis-limits.scripts';
 
+/** At most this many finished calls per FINISH script: Redis runs nothing else while a script runs. */
+const RELEASES_PER_SCRIPT = 256;
+
+interface PendingRelease {
+  keys: string[];
+  args: (string | number)[];
+  done: (error?: unknown) => void;
+}
+
 /** A command that takes longer fails: an admission must not wait on a Redis that hangs. */
 const COMMAND_TIMEOUT_MS = 500;
 const CONNECT_TIMEOUT_MS = 1_000;
@@ -27,8 +36,9 @@ type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[])
 
 /**
  * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
- * Cluster, as one admission's keys span an organization and a caller key). Each admission and each finish is
- * one Lua script, one round trip (a second one only when the budget period must be loaded from the ledger).
+ * Cluster, as one admission's keys span an organization and a caller key). Each admission is one Lua script,
+ * one round trip (a second one only when the budget period must be loaded from the ledger); the calls that
+ * finish in the same turn of the event loop are released by one script together.
  *
  * Redis unreachable: commands fail at once (no offline queue, no retries, short timeouts) with
  * LimitsUnavailableError, and the client reconnects in the background, so calls are never held up.
@@ -37,6 +47,8 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   private readonly redis: Redis;
   private readonly keyPrefix: string;
   private reachable: boolean | undefined;
+  /** Finished calls waiting for the end of this turn of the event loop, to be released together. */
+  private pendingReleases: PendingRelease[] = [];
 
   constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
     super(metrics, options.leaseMs);
@@ -74,8 +86,9 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     await this.timed('ping', () => this.redis.ping());
   }
 
-  /** Calls are over by now: QUIT lets the last replies arrive; without a connection there is nothing to wait for. */
+  /** Calls are over by now: their releases are sent, QUIT lets the last replies arrive; without a connection there is nothing to wait for. */
   async onApplicationShutdown(): Promise<void> {
+    await this.sendReleases();
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
@@ -102,12 +115,36 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     return { failed, windowUsed, openCalls, budgetUsed, budgetReserved };
   }
 
-  protected async release(reservation: Reservation, actual: number): Promise<void> {
+  /**
+   * Sent at the end of this turn of the event loop (setImmediate: after the I/O callbacks, so after the answer
+   * that ended the call is written), together with every other call that ended in the same turn: one round
+   * trip for all of them. Resolves once Redis has run it.
+   */
+  protected release(reservation: Reservation, actual: number): Promise<void> {
     const keys = [this.key(reservation.calls)];
     if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
     if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
     const args = [reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0];
-    await this.timed('finish', () => this.script('limitsFinish')(keys.length, ...keys, ...args));
+    return new Promise((resolve, reject) => {
+      this.pendingReleases.push({ keys, args, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      if (this.pendingReleases.length === 1) setImmediate(() => void this.sendReleases());
+    });
+  }
+
+  private async sendReleases(): Promise<void> {
+    const pending = this.pendingReleases;
+    this.pendingReleases = [];
+    for (let start = 0; start < pending.length; start += RELEASES_PER_SCRIPT) {
+      const batch = pending.slice(start, start + RELEASES_PER_SCRIPT);
+      const keys = batch.flatMap((release) => release.keys);
+      const args = batch.flatMap((release) => release.args);
+      try {
+        await this.timed('finish', () => this.script('limitsFinish')(keys.length, ...keys, ...args));
+        batch.forEach((release) => release.done());
+      } catch (error) {
+        batch.forEach((release) => release.done(error));
+      }
+    }
   }
 
   protected async read(plan: UsagePlan): Promise<UsageReading> {

@@ -189,6 +189,7 @@ describe('LiteLLMClient: gated calls', () => {
         LITELLM_API_KEY: 'sk-test',
         // The SDK retries a failed fetch: a failed gate must not be taken for one.
         LLM_MAX_RETRIES: '2',
+        LLM_TIMEOUT_MS: '200',
       }),
     );
     provider = new LlmClientProvider(config);
@@ -213,6 +214,13 @@ describe('LiteLLMClient: gated calls', () => {
     await sleep(50);
     expect(received).toBe(0);
     open();
+    await expect(call).resolves.toMatchObject({ content: 'ok' });
+    expect(received).toBe(1);
+  });
+
+  it('gives LiteLLM its whole LLM_TIMEOUT_MS from when the gate opens, not from when the call was built', async () => {
+    const call = client.chat(request, undefined, sendGate(sleep(400)));
+
     await expect(call).resolves.toMatchObject({ content: 'ok' });
     expect(received).toBe(1);
   });

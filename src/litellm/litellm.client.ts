@@ -97,11 +97,16 @@ function costOf(headers: UpstreamHeaders): number | undefined {
 
 /**
  * The abort signal of one attempt: it fires when the caller goes away (REQUEST_ABORTED), when the deadline
- * passes (UPSTREAM_TIMEOUT), or when the gateway cuts the attempt; its reason says which.
+ * passes (UPSTREAM_TIMEOUT), or when the gateway cuts the attempt; its reason says which. For a gated call
+ * (send-gate.ts) the deadline and `startedAt` start when the gate opens: the wait is the pipeline's admission,
+ * not LiteLLM's, and must neither shorten LLM_TIMEOUT_MS nor count as upstream time.
  */
 class AttemptSignal {
+  /** When the call went: now, or when its gate opened. */
+  startedAt = performance.now();
   private readonly controller = new AbortController();
   private deadline: NodeJS.Timeout | undefined;
+  private ended = false;
   /** The caller's reason when it gave one (shutdown, a caller that stopped reading), else: the caller left. */
   private readonly onCallerAbort = () =>
     this.abort(this.caller?.reason instanceof GatewayError ? this.caller.reason : new GatewayError('REQUEST_ABORTED', 'The caller went away'));
@@ -110,10 +115,18 @@ class AttemptSignal {
     private readonly caller: AbortSignal | undefined,
     deadlineMs: number,
     deadlineMessage: string,
+    sendWhen?: SendGate,
   ) {
     if (caller?.aborted) this.onCallerAbort();
     else caller?.addEventListener('abort', this.onCallerAbort, { once: true });
-    this.deadline = setTimeout(() => this.abort(new GatewayError('UPSTREAM_TIMEOUT', deadlineMessage)), deadlineMs);
+    const start = () => {
+      if (this.ended) return;
+      this.startedAt = performance.now();
+      this.deadline = setTimeout(() => this.abort(new GatewayError('UPSTREAM_TIMEOUT', deadlineMessage)), deadlineMs);
+    };
+    // Registered before the SDK waits for the gate, so the deadline runs before anything is sent.
+    if (sendWhen) sendWhen.then(start, () => undefined);
+    else start();
   }
 
   get signal(): AbortSignal {
@@ -129,6 +142,7 @@ class AttemptSignal {
   }
 
   done(): void {
+    this.ended = true;
     clearTimeout(this.deadline);
     this.caller?.removeEventListener('abort', this.onCallerAbort);
   }
@@ -137,16 +151,6 @@ class AttemptSignal {
 /** The SDK's options for one attempt: its signal and, for a gated call, the gate it waits for. */
 function requestOptions(attempt: AttemptSignal, sendWhen: SendGate | undefined): { signal: AbortSignal } & GatedRequestOptions {
   return sendWhen ? { signal: attempt.signal, sendWhen } : { signal: attempt.signal };
-}
-
-/** When the call went: now or, for a gated call, when its gate opens (the wait is the pipeline's, not LiteLLM's). */
-function clockFrom(sendWhen: SendGate | undefined): { startedAt: number } {
-  const clock = { startedAt: performance.now() };
-  sendWhen?.then(
-    () => (clock.startedAt = performance.now()),
-    () => undefined,
-  );
-  return clock;
 }
 
 /**
@@ -172,8 +176,7 @@ export class LiteLLMClient {
 
   /** A plain chat. LLM_TIMEOUT_MS covers the whole answer, body included. */
   async chat(request: ResolvedChatRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<ChatAnswer> {
-    const clock = clockFrom(sendWhen);
-    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`, sendWhen);
     try {
       const { data, response } = await this.client.chat.completions
         .create(toUpstreamChat(request), requestOptions(attempt, sendWhen))
@@ -181,11 +184,11 @@ export class LiteLLMClient {
       const answer = readChatCompletion(data);
       if (request.responseFormat && request.responseFormat.type !== 'text') checkJsonAnswer(answer.content);
       const upstream = response as unknown as UpstreamResponse;
-      this.record('chat', request.model, clock.startedAt, 'success');
-      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - clock.startedAt };
+      this.record('chat', request.model, attempt.startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - attempt.startedAt };
     } catch (error) {
       if (error instanceof NotSentError) throw error;
-      throw this.failed('chat', request.model, clock.startedAt, toUpstreamError(error, attempt.signal));
+      throw this.failed('chat', request.model, attempt.startedAt, toUpstreamError(error, attempt.signal));
     } finally {
       attempt.done();
     }
@@ -198,8 +201,7 @@ export class LiteLLMClient {
    * the consumer between reads (writing to a slow caller) is not counted.
    */
   async streamChat(request: ResolvedChatRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<UpstreamChatStream> {
-    const clock = clockFrom(sendWhen);
-    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not start the stream within ${this.timeoutMs} ms`);
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not start the stream within ${this.timeoutMs} ms`, sendWhen);
     let response: UpstreamResponse;
     try {
       response = (await this.client.chat.completions
@@ -213,10 +215,10 @@ export class LiteLLMClient {
     } catch (error) {
       attempt.done();
       if (error instanceof NotSentError) throw error;
-      throw this.failed('chat_stream', request.model, clock.startedAt, toUpstreamError(error, attempt.signal));
+      throw this.failed('chat_stream', request.model, attempt.startedAt, toUpstreamError(error, attempt.signal));
     }
     attempt.clearDeadline();
-    const { startedAt } = clock;
+    const { startedAt } = attempt;
     const metering = { costUsd: costOf(response.headers), timeToFirstByteMs: response.receivedAt - startedAt };
     return { metering, reads: () => this.readStream(response, attempt, metering, request.model, startedAt) };
   }
@@ -310,8 +312,7 @@ export class LiteLLMClient {
   }
 
   async embed({ model, input, dimensions }: EmbeddingsRequest, signal?: AbortSignal, sendWhen?: SendGate): Promise<EmbeddingsAnswer> {
-    const clock = clockFrom(sendWhen);
-    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`);
+    const attempt = new AttemptSignal(signal, this.timeoutMs, `LiteLLM did not answer within ${this.timeoutMs} ms`, sendWhen);
     try {
       const { data, response } = await this.client.embeddings
         .create(
@@ -322,11 +323,11 @@ export class LiteLLMClient {
         .withResponse();
       const answer = readEmbeddings(data, input.length, dimensions);
       const upstream = response as unknown as UpstreamResponse;
-      this.record('embeddings', model, clock.startedAt, 'success');
-      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - clock.startedAt };
+      this.record('embeddings', model, attempt.startedAt, 'success');
+      return { ...answer, costUsd: costOf(upstream.headers), timeToFirstByteMs: upstream.receivedAt - attempt.startedAt };
     } catch (error) {
       if (error instanceof NotSentError) throw error;
-      throw this.failed('embeddings', model, clock.startedAt, toUpstreamError(error, attempt.signal));
+      throw this.failed('embeddings', model, attempt.startedAt, toUpstreamError(error, attempt.signal));
     } finally {
       attempt.done();
     }

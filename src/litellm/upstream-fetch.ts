@@ -9,7 +9,7 @@ type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<
  */
 export function plainHeaders(given: RequestInit['headers']): Record<string, string> {
   if (!given) return {};
-  if (!(given instanceof Headers) && !Array.isArray(given) && Object.keys(given).every((name) => name === name.toLowerCase())) {
+  if (Object.getPrototypeOf(given) === Object.prototype && Object.keys(given).every((name) => name === name.toLowerCase())) {
     return given as Record<string, string>;
   }
   const headers: Record<string, string> = {};

@@ -3,6 +3,7 @@ import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
 import { Environment, validateEnvironment } from '../config/environment';
 import { LiteLLMClient } from '../litellm/litellm.client';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
+import { LimitsUnavailableError } from '../limits/limits.errors';
 import { LimitsStore } from '../limits/limits.store';
 import { MemoryLimitsStore } from '../limits/memory-limits.store';
 import { UsageEntry, UsageLedger } from '../usage/usage-ledger.service';
@@ -263,6 +264,18 @@ describe('LlmService (the pipeline)', () => {
       expect(litellm.chat).toHaveBeenCalledTimes(2);
       expect(litellm.sent).toEqual(['gpt-4o']);
       expect(records).toHaveLength(1);
+    });
+
+    it('answers 503 LIMITS_UNAVAILABLE when the limits cannot be checked and LIMITS_FAIL_MODE=closed, sending nothing', async () => {
+      const litellm = gatedLiteLLM();
+      const store = new MemoryLimitsStore(new MetricsService(), 600_000);
+      jest.spyOn(store, 'admit').mockRejectedValue(new LimitsUnavailableError('Redis admit failed'));
+      const { service, records } = pipeline(litellm, { LIMITS_FAIL_MODE: 'closed' }, fakeOrganizations({ limits: ONE_REQUEST_PER_MINUTE }), store);
+
+      await expect(service.chatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({ code: 'LIMITS_UNAVAILABLE' });
+      await expect(service.streamChatCompletionForOrg(ORG_ID, request, context)).rejects.toMatchObject({ code: 'LIMITS_UNAVAILABLE' });
+      expect(litellm.sent).toEqual([]);
+      expect(records).toHaveLength(0);
     });
 
     it('refuses a stream the same way', async () => {

@@ -205,7 +205,7 @@ export class LlmService {
     const admitted = sendGate(this.admit(call));
     let served;
     try {
-      served = await this.attempt(call, async (model) => {
+      served = await this.attempt(call, admitted, async (model) => {
         const answer = await this.litellm.embed({ model, input, dimensions }, context.signal, admitted);
         return { value: answer, ended: answer };
       });
@@ -299,17 +299,18 @@ export class LlmService {
 
   /**
    * The call's last attempt has ended: its reservation is released, reconciled with the tokens it used (once
-   * its admission has answered: a call can end before, when its caller leaves). Sent after the answer is
-   * written (setImmediate runs after the I/O callback that writes it), so that the round trip is not on the
-   * caller's time. A caller that waits for the answer before calling again still finds its slot free: this
-   * replica sends the release before it reads the next request, and Redis runs one connection's commands in
-   * order. Holding a slot a moment longer can only refuse, never over-admit.
+   * its admission has answered: a call can end before, when its caller leaves). The Redis store sends the
+   * release after the answer is written, with the others of the same turn of the event loop, so that the round
+   * trip is not on the caller's time. A caller that waits for the answer before calling again through this
+   * replica still finds its slot free: the release is sent before the next request is read, and Redis runs one
+   * connection's commands in order. Through another replica, under load, the next call may come first: holding
+   * a slot a moment longer can only refuse, never over-admit.
    */
   private async settle(call: Call, admitted: SendGate): Promise<void> {
     await admitted.catch(() => undefined);
     const reservation = call.reservation;
     call.reservation = null;
-    if (reservation) setImmediate(() => void this.limits.finish(reservation, call.tokensUsed));
+    if (reservation) void this.limits.finish(reservation, call.tokensUsed);
   }
 
   // --- stage 3: attempts under the fallback policy ------------------------------------------------------
@@ -319,7 +320,7 @@ export class LlmService {
     const admitted = sendGate(this.admit(call));
     let served;
     try {
-      served = await this.attempt(call, async (model) => {
+      served = await this.attempt(call, admitted, async (model) => {
         const answer = await this.litellm.chat({ ...request, model }, context.signal, admitted);
         return { value: answer, ended: answer, output: { tokens: () => estimateAnswerTokens(answer) } };
       });
@@ -347,7 +348,7 @@ export class LlmService {
     const admitted = sendGate(this.admit(call));
     let served;
     try {
-      served = await this.attempt(call, async (model, finish) => {
+      served = await this.attempt(call, admitted, async (model, finish) => {
         const upstream = await this.litellm.streamChat({ ...request, model }, context.signal, admitted);
         const reads = upstream.reads();
         let first: IteratorResult<ChatStreamPart[], void>;
@@ -383,16 +384,19 @@ export class LlmService {
    */
   private async attempt<T>(
     call: Call,
+    admitted: SendGate,
     send: (model: string, finish: Finish) => Promise<{ value: T; ended?: AttemptMetering; output?: Output }>,
   ): Promise<Started<T> & { fallbackReason?: ErrorCode }> {
     const { target, context } = call;
     const run = async (model: string, attempt: 1 | 2, fallbackReason?: ErrorCode): Promise<Started<T>> => {
-      const startedAt = new Date();
-      const started = performance.now();
+      const clock = { startedAt: new Date(), started: performance.now() };
+      // The first attempt is built while the admission is out: its record's time runs from when it may be sent.
+      if (attempt === 1) admitted.then(() => Object.assign(clock, { startedAt: new Date(), started: performance.now() }), () => undefined);
       let recorded = false;
       const finish: Finish = (metering, error, output) => {
         if (recorded) return;
         recorded = true;
+        const { startedAt, started } = clock;
         this.complete(call, { attempt, model, fallbackReason, startedAt, durationMs: performance.now() - started }, metering, error, output);
       };
       try {
