@@ -227,9 +227,19 @@ describe('upstream faults (gateway → misbehaving fake upstream)', () => {
     const bulkStream = (chunks: number, size: number) => ({
       handler: (_request: unknown, response: ServerResponse) => {
         response.writeHead(200, { 'content-type': 'text/event-stream' });
-        const piece = 'x'.repeat(size);
-        for (let index = 0; index < chunks; index += 1) response.write(`data: ${chunk({ content: piece })}\n\n`);
-        response.end(`data: ${chunk({}, 'stop')}\n\ndata: [DONE]\n\n`);
+        response.flushHeaders();
+        const piece = `data: ${chunk({ content: 'x'.repeat(size) })}\n\n`;
+        let sent = 0;
+        // As fast as the gateway takes it, as a real upstream sends: writing all 64 MB in one go held this
+        // process (the gateway's too) long enough, on a busy machine, for the stream's start to time out.
+        const write = () => {
+          while (sent < chunks && !response.destroyed) {
+            sent += 1;
+            if (!response.write(piece)) return void response.once('drain', write);
+          }
+          if (!response.destroyed) response.end(`data: ${chunk({}, 'stop')}\n\ndata: [DONE]\n\n`);
+        };
+        write();
       },
     });
 
