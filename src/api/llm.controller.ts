@@ -2,7 +2,6 @@ import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/
 import { ApiBearerAuth, ApiBody, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiErrorResponses } from '../common/errors/error-examples';
-import type { ErrorCode } from '../common/errors/gateway-error';
 import { parseUuid } from '../common/validation';
 import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
@@ -19,34 +18,7 @@ import {
   ModelListDto,
   OrgChatCompletionResultDto,
 } from './dto/llm-responses.dto';
-
-/** What a model call can be answered besides its 200: the caller's mistakes, the limits, and LiteLLM's failures. */
-const MODEL_CALL_ERRORS: ErrorCode[] = [
-  'VALIDATION_FAILED',
-  'BAD_REQUEST',
-  'MODEL_NOT_FOUND',
-  'UPSTREAM_BAD_REQUEST',
-  'UPSTREAM_CONTENT_POLICY',
-  'UNAUTHORIZED',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
-  'UPSTREAM_RATE_LIMITED',
-  'UPSTREAM_AUTH_FAILED',
-  'UPSTREAM_ERROR',
-  'UPSTREAM_INVALID_RESPONSE',
-  'UPSTREAM_UNAVAILABLE',
-  'LIMITS_UNAVAILABLE',
-  'UPSTREAM_TIMEOUT',
-];
-/** An organization's call adds its own: the organization, its concurrency and budget, the database it is read from. */
-const ORGANIZATION_CALL_ERRORS: ErrorCode[] = [
-  ...MODEL_CALL_ERRORS,
-  'ORGANIZATION_NOT_FOUND',
-  'CONCURRENCY_LIMITED',
-  'BUDGET_EXHAUSTED',
-  'DATABASE_UNAVAILABLE',
-];
+import { MODEL_CALL_ERRORS, ORGANIZATION_CALL_ERRORS } from './model-call-errors';
 
 const EXAMPLE_ORGANIZATION_ID = '6f1c2f9e-2a59-4c43-9d2b-3a4f6f1f0e11';
 

@@ -2,13 +2,15 @@ import { Body, Controller, Get, Headers, HttpCode, Post, Req, Res } from '@nestj
 import { ApiBearerAuth, ApiBody, ApiExtraModels, ApiHeader, ApiOkResponse, ApiOperation, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiOpenAiErrorResponses } from '../common/errors/error-examples';
-import { ErrorCode, GatewayError } from '../common/errors/gateway-error';
+import { GatewayError } from '../common/errors/gateway-error';
 import type { ChatMessage, ChatRequest } from '../litellm/litellm.types';
 import { ModelCatalogService } from '../litellm/model-catalog.service';
 import { ChatResult, LlmService } from '../routing/llm.service';
 import { abortOnClientDisconnect, callContext, ChatResponder, openAiStreamFormat, servedByHeaders } from './chat-responder';
 import { checkConversation, toResponseFormat, toToolCalls, toToolDefinitions } from './dto/chat-shapes';
 import { OpenAiChatRequestDto, OpenAiEmbeddingsRequestDto, ORGANIZATION_DEFAULT_MODEL, toContentPart } from './dto/openai.dto';
+// With x-organization-id, an OpenAI-style call is an organization's call: it can be answered all of their codes.
+import { ORGANIZATION_CALL_ERRORS } from './model-call-errors';
 
 const ORGANIZATION_HEADER = 'x-organization-id';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -88,30 +90,6 @@ function base64Vector(vector: number[]): string {
  * (…/openai/v1) and `apiKey` (a gateway key). Same authentication, organization routing (x-organization-id),
  * fallback, usage ledger and limits as the native routes; OpenAI's request, answer, chunk and error shapes.
  */
-/** What an OpenAI-style model call can be answered besides its 200 (organization codes with x-organization-id). */
-const OPENAI_CALL_ERRORS: ErrorCode[] = [
-  'VALIDATION_FAILED',
-  'BAD_REQUEST',
-  'MODEL_NOT_FOUND',
-  'UPSTREAM_BAD_REQUEST',
-  'UPSTREAM_CONTENT_POLICY',
-  'UNAUTHORIZED',
-  'ORGANIZATION_NOT_FOUND',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
-  'CONCURRENCY_LIMITED',
-  'BUDGET_EXHAUSTED',
-  'UPSTREAM_RATE_LIMITED',
-  'UPSTREAM_AUTH_FAILED',
-  'UPSTREAM_ERROR',
-  'UPSTREAM_INVALID_RESPONSE',
-  'UPSTREAM_UNAVAILABLE',
-  'DATABASE_UNAVAILABLE',
-  'LIMITS_UNAVAILABLE',
-  'UPSTREAM_TIMEOUT',
-];
-
 @ApiTags('openai')
 @ApiBearerAuth('api-key')
 @ApiHeader({ name: ORGANIZATION_HEADER, required: false, description: "An organization's id: its model (with model organization-default), fallback, limits and usage" })
@@ -165,7 +143,7 @@ export class OpenAiController {
       },
     },
   })
-  @ApiOpenAiErrorResponses(...OPENAI_CALL_ERRORS)
+  @ApiOpenAiErrorResponses(...ORGANIZATION_CALL_ERRORS)
   async chatCompletions(
     @Body() body: OpenAiChatRequestDto,
     @Headers(ORGANIZATION_HEADER) organizationHeader: string | undefined,
@@ -192,7 +170,7 @@ export class OpenAiController {
     description: "OpenAI's request and list answer; `encoding_format` base64 (the SDKs' default) is little-endian float32.",
   })
   @ApiOkResponse({ description: '{"object":"list","data":[{"object":"embedding","index":0,"embedding":[...]}],"model","usage":{"prompt_tokens","total_tokens"}}' })
-  @ApiOpenAiErrorResponses(...OPENAI_CALL_ERRORS)
+  @ApiOpenAiErrorResponses(...ORGANIZATION_CALL_ERRORS)
   async embeddings(
     @Body() body: OpenAiEmbeddingsRequestDto,
     @Headers(ORGANIZATION_HEADER) organizationHeader: string | undefined,
