@@ -127,6 +127,25 @@ describe.each([
     expect(await admittedCount(Array.from({ length: 30 }, () => admit({ requestsPerMinute: 10 })))).toBe(10);
   });
 
+  it('checks admissions made together each on its own and in order, however many (Redis: a few scripts for all)', async () => {
+    const limits = { requestsPerMinute: 400, tokensPerMinute: 1_000_000, concurrentRequests: 1_000 };
+    const roundTrips = async () =>
+      (await harness.metrics.limitsRedisDuration.get()).values.find(
+        ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'admit',
+      )?.value ?? 0;
+    const before = await roundTrips();
+
+    const admissions = await Promise.all(Array.from({ length: 600 }, () => admit(limits, { tokens: 10 })));
+
+    expect(admissions.map((admission) => admission.admitted && admission.rateLimits.requests?.remaining)).toEqual([
+      ...Array.from({ length: 400 }, (_, index) => 399 - index),
+      ...Array.from({ length: 200 }, () => false),
+    ]);
+    expect(await usage(limits)).toMatchObject({ requestsPerMinute: { used: 400 }, tokensPerMinute: { used: 4_000 }, concurrentRequests: { used: 400 } });
+    // The first at once, the 599 made in the same turn after it in scripts of at most 256.
+    expect((await roundTrips()) - before).toBe(harness.store instanceof RedisLimitsStore ? 4 : 0);
+  });
+
   it("limits each caller key's requests per minute, and reports the tighter of the key's and the organization's", async () => {
     const key = { id: randomUUID().slice(0, 8), requestsPerMinute: 2 };
     expect(await admit({ requestsPerMinute: 10 }, { key })).toMatchObject({ admitted: true, rateLimits: { requests: { limit: 2, remaining: 1 } } });

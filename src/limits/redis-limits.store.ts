@@ -8,14 +8,17 @@ import { LimitsStore } from './limits.store';
 import type { LimitName, Reservation } from './limits.types';
 import { ADMIT_SCRIPT, FINISH_SCRIPT } from './redis-limits.scripts';
 
-/** At most this many finished calls per FINISH script: Redis runs nothing else while a script runs. */
-const RELEASES_PER_SCRIPT = 256;
+/** At most this many admissions, or finished calls, per script: Redis runs nothing else while a script runs. */
+const PER_SCRIPT = 256;
 
-interface PendingRelease {
+/** One admission's or one release's part of a script, and who waits for its reply. */
+interface Pending<T> {
   keys: string[];
   args: (string | number)[];
-  done: (error?: unknown) => void;
+  done: (error: unknown, reply?: T) => void;
 }
+
+type AdmitReply = number[];
 
 /** A command that takes longer fails: an admission must not wait on a Redis that hangs. */
 const COMMAND_TIMEOUT_MS = 500;
@@ -32,7 +35,7 @@ export interface RedisLimitsStoreOptions {
   keyPrefix?: string;
 }
 
-type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<number[] | number>;
+type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<AdmitReply[] | number>;
 
 /**
  * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
@@ -48,7 +51,11 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   private readonly keyPrefix: string;
   private reachable: boolean | undefined;
   /** Finished calls waiting for the end of this turn of the event loop, to be released together. */
-  private pendingReleases: PendingRelease[] = [];
+  private pendingReleases: Pending<void>[] = [];
+  /** Admissions made after the first one of this turn of the event loop, to be sent together at its end. */
+  private pendingAdmissions: Pending<AdmitReply>[] = [];
+  /** An admission was sent in this turn of the event loop: the next ones wait for its end. */
+  private admittedThisTurn = false;
 
   constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
     super(metrics, options.leaseMs);
@@ -93,6 +100,11 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     else this.redis.disconnect();
   }
 
+  /**
+   * The first admission of a turn of the event loop is sent at once, so that at low load its round trip overlaps
+   * the call's own work; the ones made after it in the same turn (under load, many requests arrive together) are
+   * sent at the turn's end in one script: one round trip for all of them, each still checked on its own, in order.
+   */
   protected async execute(plan: AdmissionPlan, periodUsage?: number): Promise<PlanOutcome> {
     const keys = plan.windows.map((check) => this.key(check.counter, check.window));
     const args: (string | number)[] = [plan.now, plan.windows.length, plan.calls ? 1 : 0, plan.budget ? 1 : 0];
@@ -107,7 +119,16 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
       keys.push(this.key(plan.budget.counter, plan.budget.period));
       args.push(plan.budget.max, plan.budget.cost, plan.budget.period, budgetTtl, periodUsage ?? '');
     }
-    const reply = (await this.timed('admit', () => this.script('limitsAdmit')(keys.length, ...keys, ...args))) as number[];
+    const reply = await new Promise<AdmitReply>((resolve, reject) => {
+      const admission: Pending<AdmitReply> = { keys, args, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
+      if (this.admittedThisTurn) return void this.pendingAdmissions.push(admission);
+      this.admittedThisTurn = true;
+      setImmediate(() => {
+        this.admittedThisTurn = false;
+        void this.sendAdmissions();
+      });
+      void this.runScripts('limitsAdmit', 'admit', [admission]);
+    });
     const [failedBits, openCalls, budgetUsed, budgetReserved, ...windowUsed] = reply;
     if (failedBits === -1) return { needsPeriodUsage: true };
     const checks: LimitName[] = [...plan.windows.map((check) => check.limit), 'concurrentRequests', 'tokenBudget'];
@@ -131,18 +152,37 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     });
   }
 
-  private async sendReleases(): Promise<void> {
+  private sendReleases(): Promise<void> {
     const pending = this.pendingReleases;
     this.pendingReleases = [];
-    for (let start = 0; start < pending.length; start += RELEASES_PER_SCRIPT) {
-      const batch = pending.slice(start, start + RELEASES_PER_SCRIPT);
-      const keys = batch.flatMap((release) => release.keys);
-      const args = batch.flatMap((release) => release.args);
+    return this.runScripts('limitsFinish', 'finish', pending);
+  }
+
+  private sendAdmissions(): Promise<void> {
+    const pending = this.pendingAdmissions;
+    this.pendingAdmissions = [];
+    return this.runScripts('limitsAdmit', 'admit', pending);
+  }
+
+  /**
+   * Runs the script for the pending parts, PER_SCRIPT at a time, and hands each its own reply (the admit script
+   * answers one per admission; the finish script one count for all). Never rejects: a failure goes to each part.
+   */
+  private async runScripts<T>(name: 'limitsAdmit' | 'limitsFinish', operation: string, pending: Pending<T>[]): Promise<void> {
+    for (let start = 0; start < pending.length; start += PER_SCRIPT) {
+      const batch = pending.slice(start, start + PER_SCRIPT);
+      const keys: string[] = [];
+      const args: (string | number)[] = [];
+      for (const part of batch) {
+        keys.push(...part.keys);
+        if (name === 'limitsAdmit') args.push(part.keys.length, part.args.length);
+        args.push(...part.args);
+      }
       try {
-        await this.timed('finish', () => this.script('limitsFinish')(keys.length, ...keys, ...args));
-        batch.forEach((release) => release.done());
+        const reply = await this.timed(operation, () => this.script(name)(keys.length, ...keys, ...args));
+        batch.forEach((part, index) => part.done(undefined, (Array.isArray(reply) ? reply[index] : undefined) as T));
       } catch (error) {
-        batch.forEach((release) => release.done(error));
+        batch.forEach((part) => part.done(error));
       }
     }
   }
