@@ -13,6 +13,7 @@ import { sendSecurityHeaders } from './common/security-headers';
 import { requestIdFor } from './common/request-id';
 import { observeRequests } from './metrics/request-observer';
 import { JsonValidationPipe, validationExceptionFactory } from './common/validation';
+import { cacheValidationMetadata } from './common/validation-metadata-cache';
 import { configurationWarnings, Environment, validateEnvironment } from './config/environment';
 import { createLogger, NestPinoLogger } from './logging/logger';
 import { MetricsService } from './metrics/metrics.service';
@@ -95,6 +96,8 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestFas
 
   // JSON only: any other content type is a 415, not a string that fails validation in odd ways.
   registerJsonBodyParser(fastify, config.get('BODY_LIMIT_BYTES', { infer: true }));
+  // Every DTO class is loaded by now: class-validator's lookups of their rules can be kept.
+  cacheValidationMetadata();
   app.useGlobalPipes(
     new JsonValidationPipe({
       whitelist: true,
