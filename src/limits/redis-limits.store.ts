@@ -120,7 +120,9 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
       args.push(plan.budget.max, plan.budget.cost, plan.budget.period, budgetTtl, periodUsage ?? '');
     }
     const reply = await new Promise<AdmitReply>((resolve, reject) => {
-      const admission: Pending<AdmitReply> = { keys, args, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
+      // The admit script reads each admission's own counts of keys and arguments before them.
+      const framed = [keys.length, args.length, ...args];
+      const admission: Pending<AdmitReply> = { keys, args: framed, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
       if (this.admittedThisTurn) return void this.pendingAdmissions.push(admission);
       this.admittedThisTurn = true;
       setImmediate(() => {
@@ -175,7 +177,6 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
       const args: (string | number)[] = [];
       for (const part of batch) {
         keys.push(...part.keys);
-        if (name === 'limitsAdmit') args.push(part.keys.length, part.args.length);
         args.push(...part.args);
       }
       try {
