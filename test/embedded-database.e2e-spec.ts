@@ -1,9 +1,6 @@
 import { FakeUpstream } from './support/fake-upstream';
 import { postJson, readJson, startGateway, temporaryDataDir } from './support/gateway';
 
-/** Two boots of an embedded PostgreSQL (WASM) and its migrations: 13 s alone, over 30 s beside the other suites on 2 cores. */
-const BOOTS_TIMEOUT_MS = 120_000;
-
 /** `npm start` with no DATABASE_URL: an embedded PostgreSQL in DATA_DIR, migrated at boot, kept across restarts. */
 describe('embedded database (no DATABASE_URL)', () => {
   const upstream = new FakeUpstream();
@@ -38,5 +35,5 @@ describe('embedded database (no DATABASE_URL)', () => {
     } finally {
       await second.close();
     }
-  }, BOOTS_TIMEOUT_MS);
+  });
 });
