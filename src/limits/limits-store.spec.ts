@@ -354,3 +354,49 @@ describe.each([
     expect(counted).toMatchObject({ LIMITS_UNAVAILABLE: 1, RATE_LIMITED: expect.any(Number), admitted: expect.any(Number) });
   });
 });
+
+describe('RedisLimitsStore keys', () => {
+  const keyPrefix = `llm-gateway-test:${randomUUID()}:`;
+  const admin = new Redis(TEST_REDIS_URL);
+  const store = new RedisLimitsStore(new MetricsService(), { url: TEST_REDIS_URL, leaseMs: LEASE_MS, keyPrefix });
+  const organizationId = randomUUID();
+  const limits: OrganizationLimits = { requestsPerMinute: 100, tokensPerMinute: 100_000, concurrentRequests: 10, tokenBudget: 1_000_000, budgetPeriod: 'month' };
+  const admit = () =>
+    store.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
+  const ttls = async () => {
+    const keys = await admin.keys(`${keyPrefix}*`);
+    return Object.fromEntries(await Promise.all(keys.map(async (key) => [key.slice(keyPrefix.length), await admin.pttl(key)] as const)));
+  };
+
+  beforeAll(() => store.onModuleInit());
+  afterAll(async () => {
+    const keys = await admin.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    await admin.quit();
+    await store.onApplicationShutdown();
+  });
+
+  it('gives every key it writes an expiry, and writes a TTL only when a key needs one', async () => {
+    const first = await admit();
+    const before = await ttls();
+    // The minute's windows live to its end and a minute more; the open calls and the budget past the month's end.
+    const minuteLeft = 60_000 - (T0 % 60_000) + 60_000;
+    const monthLeft = Date.UTC(2026, 3, 1) - T0 + 86_400_000;
+    const kind = (key: string) => key.replace(organizationId, 'org').replace(/:\d+$/, ':minute');
+    expect(Object.keys(before).map(kind).sort()).toEqual(['o:org:budget:month:2026-03', 'o:org:calls', 'o:org:rpm:minute', 'o:org:tpm:minute']);
+    for (const [key, ttl] of Object.entries(before)) {
+      const needed = kind(key).endsWith(':minute') ? minuteLeft : monthLeft;
+      expect([key, ttl >= needed - 1_000 && ttl <= needed + LEASE_MS]).toEqual([key, true]);
+    }
+
+    // A later admission in the same minute finds every TTL long enough and leaves them running down.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = await admit();
+    const after = await ttls();
+    for (const [key, ttl] of Object.entries(before)) expect([key, after[key] <= ttl - 40]).toEqual([key, true]);
+
+    // Releasing the calls leaves no key without an expiry.
+    for (const admission of [first, second]) if (admission.admitted && admission.reservation) await store.finish(admission.reservation, 80);
+    expect(Object.values(await ttls()).every((ttl) => ttl > 0)).toBe(true);
+  });
+});

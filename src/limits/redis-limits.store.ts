@@ -11,10 +11,10 @@ import { ADMIT_SCRIPT, FINISH_SCRIPT } from './redis-limits.scripts';
 /** At most this many admissions, or finished calls, per script: Redis runs nothing else while a script runs. */
 const PER_SCRIPT = 256;
 
-/** One admission's or one release's part of a script, and who waits for its reply. */
+/** One admission's or one release's part of a script (its keys, and its fields joined in one argument), and who waits for its reply. */
 interface Pending<T> {
   keys: string[];
-  args: (string | number)[];
+  fields: string;
   done: (error: unknown, reply?: T) => void;
 }
 
@@ -35,7 +35,7 @@ export interface RedisLimitsStoreOptions {
   keyPrefix?: string;
 }
 
-type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<AdmitReply[] | number>;
+type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<AdmitReply[] | number>;
 
 /**
  * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
@@ -113,16 +113,17 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     if (plan.calls) {
       keys.push(this.key(plan.calls.counter));
       // Kept as long as the budget: a dead call's reservation is charged when the next call comes, however late.
-      args.push(plan.calls.max ?? -1, plan.calls.member, plan.calls.leaseUntil, Math.max(this.leaseMs, budgetTtl));
+      // Renewed to a lease more than that, so that the calls that follow find it long enough.
+      const callsTtl = Math.max(this.leaseMs, budgetTtl);
+      args.push(plan.calls.max ?? -1, plan.calls.member, plan.calls.leaseUntil, callsTtl, callsTtl + this.leaseMs);
     }
     if (plan.budget) {
       keys.push(this.key(plan.budget.counter, plan.budget.period));
       args.push(plan.budget.max, plan.budget.cost, plan.budget.period, budgetTtl, periodUsage ?? '');
     }
     const reply = await new Promise<AdmitReply>((resolve, reject) => {
-      // The admit script reads each admission's own counts of keys and arguments before them.
-      const framed = [keys.length, args.length, ...args];
-      const admission: Pending<AdmitReply> = { keys, args: framed, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
+      // The admit script reads the admission's count of keys before its other fields.
+      const admission: Pending<AdmitReply> = { keys, fields: [keys.length, ...args].join(','), done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
       if (this.admittedThisTurn) return void this.pendingAdmissions.push(admission);
       this.admittedThisTurn = true;
       setImmediate(() => {
@@ -147,9 +148,9 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     const keys = [this.key(reservation.calls)];
     if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
     if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
-    const args = [reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0];
+    const fields = [reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0].join(',');
     return new Promise((resolve, reject) => {
-      this.pendingReleases.push({ keys, args, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      this.pendingReleases.push({ keys, fields, done: (error) => (error === undefined ? resolve() : reject(error)) });
       if (this.pendingReleases.length === 1) setImmediate(() => void this.sendReleases());
     });
   }
@@ -174,10 +175,10 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     for (let start = 0; start < pending.length; start += PER_SCRIPT) {
       const batch = pending.slice(start, start + PER_SCRIPT);
       const keys: string[] = [];
-      const args: (string | number)[] = [];
+      const args: string[] = [];
       for (const part of batch) {
         keys.push(...part.keys);
-        args.push(...part.args);
+        args.push(part.fields);
       }
       try {
         const reply = await this.timed(operation, () => this.script(name)(keys.length, ...keys, ...args));
