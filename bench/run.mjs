@@ -5,6 +5,7 @@
 // (streams.mjs) does the same with many long streams at once from a paced upstream. Targets are reported,
 // never enforced; errors and non-2xx answers fail the run (that is what CI's --quick smoke run checks).
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -358,7 +359,10 @@ async function main() {
   const unrecorded = await startGateway(upstream.url, 'ledger-off', { USAGE_LEDGER_ENABLED: 'false' });
   // A gateway keeping limits in Redis, and an organization with every limit set (none of them reached): what
   // admission (one Redis round trip) and the end-of-call reconciliation cost.
-  const limited = await startGateway(upstream.url, 'limits', { REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14' });
+  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
+  const limited = await startGateway(upstream.url, 'limits', { REDIS_URL: redisUrl });
+  // Redis's own time for the limits (INFO commandstats), for capacity planning: what one Redis can serve.
+  const redis = new Redis(redisUrl);
   // The same process with an organization without limits: the baseline the limits targets compare with, so
   // that nothing but admission and reconciliation differs (not the process, not its warm-up).
   const unlimitedOrganization = await createOrganization(limited.url, 'Bench Unlimited');
@@ -490,11 +494,17 @@ async function main() {
   const measure = async (scenario, variant) => {
     const server = servers[variant];
     const cpuBefore = server ? cpuMicros(server.pid) : 0;
+    const scriptsBefore = variant === LIMITS_PAIR[1] ? await redisScripts(redis) : undefined;
     const result = await scenario.variants[variant]();
     const cpu = server ? cpuMicros(server.pid) - cpuBefore : NaN;
     const key = `${scenario.name}|${variant}`;
-    const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0, cpu: 0 };
+    const sofar = results.get(key) ?? { rps: [], latencies: [], failures: 0, requests: 0, cpu: 0, redis: { calls: 0, usec: 0 } };
     sofar.cpu += cpu;
+    if (scriptsBefore) {
+      const scriptsAfter = await redisScripts(redis);
+      sofar.redis.calls += scriptsAfter.calls - scriptsBefore.calls;
+      sofar.redis.usec += scriptsAfter.usec - scriptsBefore.usec;
+    }
     sofar.rps.push(result.rps);
     for (const latency of result.latencies) sofar.latencies.push(latency);
     sofar.failures += result.failures;
@@ -543,6 +553,7 @@ async function main() {
 
   const failed = [...results.entries()].filter(([, result]) => result.failures > 0).map(([key]) => key);
   if (streams) failed.push(...streams.failures);
+  redis.disconnect();
   children.forEach((child) => child.kill('SIGTERM'));
   await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
   await database.drop();
@@ -576,6 +587,22 @@ async function warm(run) {
   }
 }
 
+/** The scripts Redis has run so far (the limits run nothing else there), and the time it spent in them. */
+async function redisScripts(redis) {
+  const stats = await redis.info('commandstats');
+  const count = (command) => {
+    const match = new RegExp(`cmdstat_${command}:calls=(\\d+),usec=(\\d+)`).exec(stats);
+    return match ? { calls: Number(match[1]), usec: Number(match[2]) } : { calls: 0, usec: 0 };
+  };
+  const [evalsha, evaluated] = [count('evalsha'), count('eval')];
+  return { calls: evalsha.calls + evaluated.calls, usec: evalsha.usec + evaluated.usec };
+}
+
+/** Redis's time per limited call, in µs, and the scripts per call (fewer than one: several calls per script). */
+function redisPerCall(result) {
+  return result.redis.calls > 0 ? `${(result.redis.usec / result.requests).toFixed(0)} µs in ${(result.redis.calls / result.requests).toFixed(2)} scripts` : '';
+}
+
 /** The serving process's CPU time per request, in µs; empty where the server is not ours to read. */
 function cpuPerRequest(result) {
   return Number.isFinite(result.cpu) ? (result.cpu / result.requests).toFixed(0) : '';
@@ -593,7 +620,7 @@ function renderRows(scenarios, results, rssMb) {
         `${scenario.name} | ${variant}: p50 ${percentile(result.latencies, 50).toFixed(3)} ms, ` +
           `mean ${(result.latencies.reduce((sum, value) => sum + value, 0) / result.latencies.length).toFixed(3)} ms, ` +
           `p99 ${percentile(result.latencies, 99).toFixed(3)} ms, ${rps.toFixed(0)} req/s (${(rps / baseRps).toFixed(3)} of direct), ` +
-          `${cpuPerRequest(result)} µs CPU/request`,
+          `${cpuPerRequest(result)} µs CPU/request${result.redis.calls > 0 ? `, Redis ${redisPerCall(result)} per request` : ''}`,
       );
     }
   }
@@ -656,6 +683,10 @@ function render(scenarios, results, rssMb) {
   const unlimited32 = row('chat, 32 connections', 'gateway with Redis, organization chat, no limits');
   const limitsRatio = Number(limited32.rps) / Number(unlimited32.rps);
   checks.push(['limits on Redis, 32 connections: organization chat within 10% of it without limits', limitsRatio.toFixed(3), limitsRatio >= 0.9]);
+  for (const scenario of ['chat, 1 connection', 'chat, 32 connections']) {
+    const redisTime = redisPerCall(get(scenario, 'gateway, organization chat, limits on Redis'));
+    checks.push([`(for capacity) Redis time per limited call, ${scenario.replace('chat, ', '')}: admission and release`, redisTime, true]);
+  }
   checks.push(['peak RSS of the gateway ≤ 200 MB', `${rssMb.toFixed(0)} MB`, rssMb <= 200]);
   const totalFailures = rows.reduce((sum, r) => sum + r.failures, 0);
   checks.push(['zero errors and zero non-2xx', String(totalFailures), totalFailures === 0]);

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { fakeToolInput } from './fake-anthropic';
 
 /**
@@ -118,6 +118,8 @@ export class FakeUpstream {
   usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   private readonly scripted: ScriptedResponse[] = [];
   private readonly server: Server;
+  /** The requests each kept-alive connection carried: its one close listener marks them all. */
+  private readonly requestsOn = new WeakMap<Socket, ReceivedRequest[]>();
 
   constructor() {
     this.server = createServer((request, response) => {
@@ -183,7 +185,13 @@ export class FakeUpstream {
     response.on('close', () => {
       if (!finished) record.closedByClient = true;
     });
-    request.socket.once('close', () => (record.connectionClosed = true));
+    let onSocket = this.requestsOn.get(request.socket);
+    if (!onSocket) {
+      const records: ReceivedRequest[] = (onSocket = []);
+      this.requestsOn.set(request.socket, records);
+      request.socket.once('close', () => records.forEach((each) => (each.connectionClosed = true)));
+    }
+    onSocket.push(record);
 
     const script = this.nextScriptFor(record.path);
     if (script.delayMs) await new Promise((resolve) => setTimeout(resolve, script.delayMs));
