@@ -5,10 +5,21 @@
  */
 
 /**
+ * Both scripts take each admission's or release's fields joined by commas in one argument (`joinFields` in
+ * redis-limits.store.ts): Redis builds a Lua table entry per argument, which cost more than the checks themselves.
+ */
+const SPLIT_FIELDS = `
+local function fields(joined)
+  local list = {}
+  for field in string.gmatch(joined .. ',', '([^,]*),') do list[#list + 1] = field end
+  return list
+end
+`;
+
+/**
  * Any number of admissions at once, each checked and reserved on its own, in order (a replica sends those made
  * in the same turn of its event loop together). KEYS: per admission, its keys; ARGV: one entry per admission,
- * its fields joined by commas (one argument instead of twenty: Redis builds a Lua table entry per argument,
- * which cost more than the checks themselves; measured in the note of this change).
+ * its fields joined by commas.
  * One admission's keys: the per-minute windows (n of them), then the organization's open calls and its budget,
  *   each when checked.
  * Its fields: keyCount, now, n, hasCalls, hasBudget,
@@ -23,13 +34,7 @@
  * TTL when it runs short, and expired calls are removed when there are some. (In Redis, PEXPIRE costs several
  * times a GET: it is rewritten as PEXPIREAT for replication.)
  */
-export const ADMIT_SCRIPT = `
-local function fields(joined)
-  local list = {}
-  for field in string.gmatch(joined .. ',', '([^,]*),') do list[#list + 1] = field end
-  return list
-end
-
+export const ADMIT_SCRIPT = `${SPLIT_FIELDS}
 local function admit(keys, argv)
   local now, n = tonumber(argv[1]), tonumber(argv[2])
   local hasCalls, hasBudget = argv[3] == '1', argv[4] == '1'
@@ -116,10 +121,10 @@ return replies
  * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
  * Returns how many calls were released.
  */
-export const FINISH_SCRIPT = `
+export const FINISH_SCRIPT = `${SPLIT_FIELDS}
 local k, released = 1, 0
 for j = 1, #ARGV do
-  local member, estimate, actual, hasTokens, hasBudget = string.match(ARGV[j], '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$')
+  local member, estimate, actual, hasTokens, hasBudget = unpack(fields(ARGV[j]))
   local callsKey, tokensKey, budgetKey = KEYS[k], nil, nil
   k = k + 1
   if hasTokens == '1' then tokensKey = KEYS[k]; k = k + 1 end

@@ -35,6 +35,9 @@ export interface RedisLimitsStoreOptions {
   keyPrefix?: string;
 }
 
+/** A script's fields for one admission or release, in one argument; none contains a comma (numbers, ids, periods). */
+const joinFields = (fields: (string | number)[]): string => fields.join(',');
+
 type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<AdmitReply[] | number>;
 
 /**
@@ -123,7 +126,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     }
     const reply = await new Promise<AdmitReply>((resolve, reject) => {
       // The admit script reads the admission's count of keys before its other fields.
-      const admission: Pending<AdmitReply> = { keys, fields: [keys.length, ...args].join(','), done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
+      const admission: Pending<AdmitReply> = { keys, fields: `${keys.length},${joinFields(args)}`, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
       if (this.admittedThisTurn) return void this.pendingAdmissions.push(admission);
       this.admittedThisTurn = true;
       setImmediate(() => {
@@ -148,7 +151,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     const keys = [this.key(reservation.calls)];
     if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
     if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
-    const fields = [reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0].join(',');
+    const fields = joinFields([reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0]);
     return new Promise((resolve, reject) => {
       this.pendingReleases.push({ keys, fields, done: (error) => (error === undefined ? resolve() : reject(error)) });
       if (this.pendingReleases.length === 1) setImmediate(() => void this.sendReleases());
