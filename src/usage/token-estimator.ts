@@ -19,16 +19,60 @@ function encoder(): CountTokens {
 const TOKENS_PER_MESSAGE = 3;
 const TOKENS_PER_REPLY = 3;
 
-/**
- * Beyond this many characters a text is counted from its first part and scaled by its length: BPE over a long
- * run without spaces costs time that grows faster than the text, and a count on the path of a call must not.
- */
+/** Beyond this many characters a text is counted from its first part and scaled by its length. */
 export const EXACT_COUNT_MAX_CHARS = 32_768;
+
+/**
+ * BPE's time grows with the square of a pre-token's length: 32 KB of spaces, of one letter or of Chinese without
+ * punctuation took 1 to 14 s in one count, time a call's admission or a stream's end would block the gateway for.
+ * So a text is counted in pieces of at most this many characters, cut where the encoding's pre-tokens always end:
+ * before a space that follows a non-space character, and after a letter followed by anything but a letter, a mark
+ * or an apostrophe (o200k's pattern: a run of letters takes at most one leading non-letter and a trailing 's, 't...;
+ * a mark alone may belong to a run of punctuation, so only a letter counts).
+ * There the count is exact. Only a stretch this long without such a place is cut inside (its count may be off by
+ * a token per cut), which bounds a count's time by the text's length.
+ */
+export const COUNT_PIECE_CHARS = 256;
+const WHITESPACE = /\s/;
+const LETTER = /\p{L}/u;
+const CONTINUES_LETTERS = /[\p{L}\p{M}']/u;
 
 export function estimateTextTokens(text: string): number {
   if (text.length === 0) return 0;
-  if (text.length <= EXACT_COUNT_MAX_CHARS) return encoder()(text);
-  return Math.round((encoder()(text.slice(0, EXACT_COUNT_MAX_CHARS)) * text.length) / EXACT_COUNT_MAX_CHARS);
+  if (text.length <= EXACT_COUNT_MAX_CHARS) return countInPieces(text);
+  return Math.round((countInPieces(text.slice(0, EXACT_COUNT_MAX_CHARS)) * text.length) / EXACT_COUNT_MAX_CHARS);
+}
+
+function countInPieces(text: string): number {
+  const count = encoder();
+  let tokens = 0;
+  let start = 0;
+  while (text.length - start > COUNT_PIECE_CHARS) {
+    const end = pieceEnd(text, start);
+    tokens += count(text.slice(start, end));
+    start = end;
+  }
+  return tokens + count(text.slice(start));
+}
+
+/** Where the piece starting at `start` ends: at the last place in reach where a pre-token always ends, else at the limit. */
+function pieceEnd(text: string, start: number): number {
+  const limit = start + COUNT_PIECE_CHARS;
+  for (let index = limit; index > start; index -= 1) if (preTokenEndsBefore(text, index)) return index;
+  // No such place: cut at the limit, but not between the two halves of a surrogate pair.
+  const code = text.charCodeAt(limit);
+  return code >= 0xdc00 && code <= 0xdfff ? limit - 1 : limit;
+}
+
+/** Whether the encoding's pre-tokens always end between text[index - 1] and text[index] (exported for its test). */
+export function preTokenEndsBefore(text: string, index: number): boolean {
+  const next = text[index];
+  const previous = text[index - 1];
+  if (next === ' ') return !WHITESPACE.test(previous);
+  // A surrogate tested alone is no letter: never cut next to one (it may be half of a letter).
+  const code = next.charCodeAt(0);
+  if (code >= 0xd800 && code <= 0xdfff) return false;
+  return LETTER.test(previous) && !CONTINUES_LETTERS.test(next);
 }
 
 /** Counts a text that arrives in pieces (a stream) without keeping more of it than EXACT_COUNT_MAX_CHARS. */
