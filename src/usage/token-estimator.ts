@@ -4,15 +4,23 @@ import type { ChatMessage, ToolDefinition } from '../litellm/litellm.types';
  * Token counts for when the upstream reported none (a stream the caller left, or one the upstream cut) and,
  * for limits, before a call. gpt-tokenizer's o200k_base is the encoding of the gpt-4o family, the company's
  * default model; for other providers' models the count is an estimate, and is marked as one. The encoding
- * takes ~70 MB and ~0.25 s to load, so it is loaded at its first use, not at boot.
+ * takes ~60 MB and ~0.5 s to load, so it is loaded at its first use, not at boot.
  */
 type CountTokens = (text: string) => number;
-let countTokens: CountTokens | undefined;
+interface Encoding {
+  count: CountTokens;
+  /** The encoding's own pattern for its pre-tokens (the pieces BPE runs over). */
+  preTokens: RegExp;
+}
+let encoding: Encoding | undefined;
 
-function encoder(): CountTokens {
+function loadEncoding(): Encoding {
   // require(), not import: loaded only when first needed. The CommonJS build, as Jest and Node 20 both take it.
-  countTokens ??= (require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: CountTokens }).countTokens;
-  return countTokens;
+  encoding ??= {
+    count: (require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: CountTokens }).countTokens,
+    preTokens: new RegExp((require('gpt-tokenizer/cjs/encodingParams/constants') as { O200K_TOKEN_SPLIT_REGEX: RegExp }).O200K_TOKEN_SPLIT_REGEX.source, 'gu'),
+  };
+  return encoding;
 }
 
 /** OpenAI's accounting for chat formats: a few tokens per message for its role and separators, and the reply's priming. */
@@ -25,54 +33,42 @@ export const EXACT_COUNT_MAX_CHARS = 32_768;
 /**
  * BPE's time grows with the square of a pre-token's length: 32 KB of spaces, of one letter or of Chinese without
  * punctuation took 1 to 14 s in one count, time a call's admission or a stream's end would block the gateway for.
- * So a text is counted in pieces of at most this many characters, cut where the encoding's pre-tokens always end:
- * before a space that follows a non-space character, and after a letter followed by anything but a letter, a mark
- * or an apostrophe (o200k's pattern: a run of letters takes at most one leading non-letter and a trailing 's, 't...;
- * a mark alone may belong to a run of punctuation, so only a letter counts).
- * There the count is exact. Only a stretch this long without such a place is cut inside (its count may be off by
- * a token per cut), which bounds a count's time by the text's length.
+ * So a text is first split as the encoding splits it: one with no pre-token longer than LONG_PRE_TOKEN_CHARS is
+ * counted whole, exactly; in one that has some, each of those is counted in slices of that length (off by about a
+ * token per slice), and the text between them as it is. A count's time is then bounded by the text's length.
  */
-export const COUNT_PIECE_CHARS = 256;
-const WHITESPACE = /\s/;
-const LETTER = /\p{L}/u;
-const CONTINUES_LETTERS = /[\p{L}\p{M}']/u;
+export const LONG_PRE_TOKEN_CHARS = 256;
 
 export function estimateTextTokens(text: string): number {
   if (text.length === 0) return 0;
-  if (text.length <= EXACT_COUNT_MAX_CHARS) return countInPieces(text);
-  return Math.round((countInPieces(text.slice(0, EXACT_COUNT_MAX_CHARS)) * text.length) / EXACT_COUNT_MAX_CHARS);
+  if (text.length <= EXACT_COUNT_MAX_CHARS) return countBounded(text);
+  return Math.round((countBounded(text.slice(0, EXACT_COUNT_MAX_CHARS)) * text.length) / EXACT_COUNT_MAX_CHARS);
 }
 
-function countInPieces(text: string): number {
-  const count = encoder();
+function countBounded(text: string): number {
+  const { count, preTokens } = loadEncoding();
   let tokens = 0;
-  let start = 0;
-  while (text.length - start > COUNT_PIECE_CHARS) {
-    const end = pieceEnd(text, start);
-    tokens += count(text.slice(start, end));
-    start = end;
+  let counted = 0;
+  preTokens.lastIndex = 0;
+  for (let match = preTokens.exec(text); match !== null; match = preTokens.exec(text)) {
+    const preToken = match[0];
+    if (preToken.length <= LONG_PRE_TOKEN_CHARS) continue;
+    tokens += count(text.slice(counted, match.index));
+    for (let start = 0; start < preToken.length; ) {
+      const end = sliceEnd(preToken, start);
+      tokens += count(preToken.slice(start, end));
+      start = end;
+    }
+    counted = match.index + preToken.length;
   }
-  return tokens + count(text.slice(start));
+  return counted === 0 ? count(text) : tokens + count(text.slice(counted));
 }
 
-/** Where the piece starting at `start` ends: at the last place in reach where a pre-token always ends, else at the limit. */
-function pieceEnd(text: string, start: number): number {
-  const limit = start + COUNT_PIECE_CHARS;
-  for (let index = limit; index > start; index -= 1) if (preTokenEndsBefore(text, index)) return index;
-  // No such place: cut at the limit, but not between the two halves of a surrogate pair.
-  const code = text.charCodeAt(limit);
-  return code >= 0xdc00 && code <= 0xdfff ? limit - 1 : limit;
-}
-
-/** Whether the encoding's pre-tokens always end between text[index - 1] and text[index] (exported for its test). */
-export function preTokenEndsBefore(text: string, index: number): boolean {
-  const next = text[index];
-  const previous = text[index - 1];
-  if (next === ' ') return !WHITESPACE.test(previous);
-  // A surrogate tested alone is no letter: never cut next to one (it may be half of a letter).
-  const code = next.charCodeAt(0);
-  if (code >= 0xd800 && code <= 0xdfff) return false;
-  return LETTER.test(previous) && !CONTINUES_LETTERS.test(next);
+/** LONG_PRE_TOKEN_CHARS on, but not between the two halves of a surrogate pair. */
+function sliceEnd(preToken: string, start: number): number {
+  const end = Math.min(start + LONG_PRE_TOKEN_CHARS, preToken.length);
+  const code = preToken.charCodeAt(end);
+  return end < preToken.length && code >= 0xdc00 && code <= 0xdfff ? end - 1 : end;
 }
 
 /** Counts a text that arrives in pieces (a stream) without keeping more of it than EXACT_COUNT_MAX_CHARS. */
