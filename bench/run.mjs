@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { cpuMicros, peakRssMb, percentile } from './measure.mjs';
 import { measureStreams, renderStreams, ROW, STREAM_CHUNKS, STREAM_PACE_MS, streamScenarioName } from './streams.mjs';
+import { measureTokenCounts, tokenCountChecks } from './token-counts.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -541,7 +542,7 @@ async function main() {
   const streams = await runStreamScenarios(messages);
 
   if (scenarios.length > 0) {
-    const report = ONLY ? renderRows(scenarios, results, rssMb) : render(scenarios, results, rssMb);
+    const report = ONLY ? renderRows(scenarios, results, rssMb) : render(scenarios, results, rssMb, measureTokenCounts(ROOT));
     console.log(report.text);
     if (!QUICK && !ONLY) {
       mkdirSync(join(ROOT, 'docs'), { recursive: true });
@@ -627,7 +628,7 @@ function renderRows(scenarios, results, rssMb) {
   return { text: `${lines.join('\n')}\npeak RSS of the gateway ${rssMb.toFixed(0)} MB` };
 }
 
-function render(scenarios, results, rssMb) {
+function render(scenarios, results, rssMb, tokenCounts) {
   const get = (scenario, variant) => results.get(`${scenario}|${variant}`);
   const mean = (values) => values.reduce((sum, value) => sum + value, 0) / values.length;
   const rows = [];
@@ -688,6 +689,7 @@ function render(scenarios, results, rssMb) {
     checks.push([`(for capacity) Redis time per limited call, ${scenario.replace('chat, ', '')}: admission and release`, redisTime, true]);
   }
   checks.push(['peak RSS of the gateway ≤ 200 MB', `${rssMb.toFixed(0)} MB`, rssMb <= 200]);
+  checks.push(...tokenCountChecks(tokenCounts));
   const totalFailures = rows.reduce((sum, r) => sum + r.failures, 0);
   checks.push(['zero errors and zero non-2xx', String(totalFailures), totalFailures === 0]);
   const share = (gateway, ceiling) => (Number(gateway.rps) / Number(ceiling.rps)).toFixed(3);

@@ -14,12 +14,20 @@ interface Encoding {
 }
 let encoding: Encoding | undefined;
 
+/**
+ * The encoding keeps the tokens of the pre-tokens it merged, 100,000 of them by default: at up to
+ * LONG_PRE_TOKEN_CHARS each, callers sending text no one sent before could make that ~90 MB. 10,000 keep what
+ * recurs (names, identifiers, words that are no single token) in a tenth of it.
+ */
+const MERGE_CACHE_ENTRIES = 10_000;
+
 function loadEncoding(): Encoding {
+  if (encoding) return encoding;
   // require(), not import: loaded only when first needed. The CommonJS build, as Jest and Node 20 both take it.
-  encoding ??= {
-    count: (require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: CountTokens }).countTokens,
-    preTokens: new RegExp((require('gpt-tokenizer/cjs/encodingParams/constants') as { O200K_TOKEN_SPLIT_REGEX: RegExp }).O200K_TOKEN_SPLIT_REGEX.source, 'gu'),
-  };
+  const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: CountTokens; setMergeCacheSize(size: number): void };
+  o200k.setMergeCacheSize(MERGE_CACHE_ENTRIES);
+  const { O200K_TOKEN_SPLIT_REGEX } = require('gpt-tokenizer/cjs/encodingParams/constants') as { O200K_TOKEN_SPLIT_REGEX: RegExp };
+  encoding = { count: o200k.countTokens, preTokens: new RegExp(O200K_TOKEN_SPLIT_REGEX.source, 'gu') };
   return encoding;
 }
 
