@@ -13,8 +13,9 @@ type CountTokens = (text: string) => number;
 // The real encoding, watched: which texts it is given to count.
 const counted: string[] = [];
 jest.mock('gpt-tokenizer/cjs/encoding/o200k_base', () => {
-  const real = jest.requireActual<{ countTokens: CountTokens }>('gpt-tokenizer/cjs/encoding/o200k_base');
+  const real = jest.requireActual<{ countTokens: CountTokens; setMergeCacheSize(size: number): void }>('gpt-tokenizer/cjs/encoding/o200k_base');
   return {
+    setMergeCacheSize: (size: number) => real.setMergeCacheSize(size),
     countTokens: (text: string) => {
       counted.push(text);
       return real.countTokens(text);
