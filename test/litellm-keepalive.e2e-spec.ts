@@ -36,7 +36,11 @@ function uvicornLikeServer(): { server: Server; connections: () => number } {
   });
   // Node's own keep-alive timer would also send a Keep-Alive hint, which uvicorn does not.
   server.keepAliveTimeout = 0;
-  server.on('connection', () => (connections += 1));
+  server.on('connection', (socket: Socket & { idleClose?: NodeJS.Timeout }) => {
+    connections += 1;
+    // A socket closed by either side needs no idle close: its timer would keep the process alive for up to 5 s.
+    socket.once('close', () => clearTimeout(socket.idleClose));
+  });
   return { server, connections: () => connections };
 }
 

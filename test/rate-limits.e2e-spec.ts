@@ -118,7 +118,7 @@ describe('rate limits and budgets across two instances (real Redis, real Postgre
       );
       req.on('error', () => undefined);
       req.end(JSON.stringify({ ...hello, stream: true }));
-      setTimeout(() => reject(new Error('the stream did not start')), 5_000);
+      setTimeout(() => reject(new Error('the stream did not start')), 5_000).unref();
     });
 
     const whileStreaming = await chat(1, organization.id);

@@ -207,7 +207,8 @@ describe('usage ledger (real LiteLLM, real PostgreSQL)', () => {
       );
       req.on('error', () => undefined);
       req.end(body);
-      setTimeout(() => reject(new Error('the stream did not start')), 10_000);
+      // unref: a timer left running after the test would hold the Jest worker at its exit.
+      setTimeout(() => reject(new Error('the stream did not start')), 10_000).unref();
     });
 
     const [row] = await waitForRows(database, `request_id = 'usage-abort-1'`, (rows) => rows.length === 1);
