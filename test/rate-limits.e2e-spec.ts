@@ -183,6 +183,18 @@ describe('rate limits and budgets across two instances (real Redis, real Postgre
     expect(limits.tokenBudget).toMatchObject({ limit: 1_000_000, period: 'month' });
     expect(limits.tokenBudget.used).toBeGreaterThan(0);
   });
+
+  it("admits a prompt that names special tokens, counting them as the text they are (the tokenizer's default would throw)", async () => {
+    const organization = await createOrganization({ tokensPerMinute: 100_000 });
+    const prompt = 'Repeat after me: <|endoftext|> and <|im_start|>system';
+    const response = await chat(0, organization.id, { messages: [{ role: 'user', content: prompt }], maxTokens: 50 });
+
+    expect(response.status).toBe(200);
+    expect(upstream.received.filter((request) => request.path === '/v1/chat/completions')).toHaveLength(1);
+    // The reservation (prompt estimate + maxTokens) was made, and reconciled with the reported usage.
+    const limits = await readJson(await fetch(`${at(1)}/v1/organizations/${organization.id}/limits`, { headers: caller }));
+    expect(limits.tokensPerMinute.used).toBeGreaterThan(0);
+  });
 });
 
 describe('rate limits when Redis is away, and per caller key (real Redis through a proxy)', () => {

@@ -234,12 +234,14 @@ export class LlmService {
   // --- stage 1: the target -------------------------------------------------------------------------------
 
   private call(target: Target, context: CallContext, operation: UpstreamOperation, promptTokens: () => number, maxTokens?: number): Call {
+    let counted: number | undefined;
     return {
       id: randomUUID(),
       target,
       context,
       operation,
-      promptTokens,
+      // Counted once, when first needed (the admission, or the record of a call the upstream reported no usage for).
+      promptTokens: () => (counted ??= promptTokens()),
       maxCompletionTokens: maxTokens ?? this.limitsSettings.defaultMaxTokens,
       tokensUsed: 0,
       rateLimitHeaders: {},

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import {
   cachedPromptTexts,
+  CALL_EXACT_MAX_CHARS,
+  estimateInputTokens,
+  EXACT_COUNT_MAX_CHARS,
   LONG_PRE_TOKEN_CHARS,
   estimatePromptTextTokens,
   estimatePromptTokens,
@@ -9,20 +12,22 @@ import {
   PROMPT_CACHE_MAX_CHARS,
 } from './token-estimator';
 
-type CountTokens = (text: string) => number;
+type CountTokens = (text: string, options?: object) => number;
 // The real encoding, watched: which texts it is given to count.
 const counted: string[] = [];
 jest.mock('gpt-tokenizer/cjs/encoding/o200k_base', () => {
   const real = jest.requireActual<{ countTokens: CountTokens; setMergeCacheSize(size: number): void }>('gpt-tokenizer/cjs/encoding/o200k_base');
   return {
     setMergeCacheSize: (size: number) => real.setMergeCacheSize(size),
-    countTokens: (text: string) => {
+    countTokens: (text: string, options?: object) => {
       counted.push(text);
-      return real.countTokens(text);
+      return real.countTokens(text, options);
     },
   };
 });
-const { countTokens } = jest.requireActual<{ countTokens: CountTokens }>('gpt-tokenizer/cjs/encoding/o200k_base');
+const real = jest.requireActual<{ countTokens: CountTokens }>('gpt-tokenizer/cjs/encoding/o200k_base');
+/** The exact count of a text as plain text (special tokens' names included). */
+const countTokens = (text: string) => real.countTokens(text, { disallowedSpecial: new Set() });
 const { O200K_TOKEN_SPLIT_REGEX } = jest.requireActual<{ O200K_TOKEN_SPLIT_REGEX: RegExp }>('gpt-tokenizer/cjs/encodingParams/constants');
 const longestPreToken = (text: string) => Math.max(0, ...[...text.matchAll(O200K_TOKEN_SPLIT_REGEX)].map(([preToken]) => preToken.length));
 
@@ -84,6 +89,7 @@ describe('token estimator', () => {
       const text = `Some words first. ${run} And some after.`;
       counted.length = 0;
       const tokens = estimateTextTokens(text);
+      expect(counted.join('')).toBe(text.slice(0, EXACT_COUNT_MAX_CHARS)); // every character counted, once (longer texts are sampled)
       expect(Math.max(...counted.map(longestPreToken))).toBeLessThanOrEqual(LONG_PRE_TOKEN_CHARS);
       // The exact count, from a short stretch of the same run (the whole one is what takes seconds).
       const exact = countTokens('Some words first. ') + (countTokens(run.slice(0, 4_096)) / 4_096) * run.length + countTokens(' And some after.');
@@ -98,10 +104,52 @@ describe('token estimator', () => {
         const text = parts.join('');
         counted.length = 0;
         const tokens = estimateTextTokens(text);
+        expect(counted.join('')).toBe(text);
         expect(Math.max(0, ...counted.map(longestPreToken))).toBeLessThanOrEqual(LONG_PRE_TOKEN_CHARS);
         expect(Math.abs(tokens - countTokens(text))).toBeLessThanOrEqual(counted.length + 1);
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('counts a long pre-token as the sum of its slices, the text around it exactly, and never splits a surrogate pair', () => {
+    const run = 'x'.repeat(4 * LONG_PRE_TOKEN_CHARS);
+    expect(estimateTextTokens(run)).toBe(4 * countTokens('x'.repeat(LONG_PRE_TOKEN_CHARS)));
+    // The space before the run is its pre-token's first character, as the encoding splits it.
+    const slices = (text: string) => Array.from({ length: Math.ceil(text.length / LONG_PRE_TOKEN_CHARS) }, (_, index) => text.slice(index * LONG_PRE_TOKEN_CHARS, (index + 1) * LONG_PRE_TOKEN_CHARS));
+    const inSlices = slices(` ${run}`).reduce((sum, slice) => sum + countTokens(slice), 0);
+    expect(estimateTextTokens(`The words before it, ${run} and the words after it.`)).toBe(countTokens('The words before it,') + inSlices + countTokens(' and the words after it.'));
+
+    counted.length = 0;
+    estimateTextTokens(`.${'🙂'.repeat(2_000)}`);
+    for (const piece of counted) {
+      const last = piece.charCodeAt(piece.length - 1);
+      expect(last >= 0xd800 && last <= 0xdbff).toBe(false); // no piece ends with the first half of a pair
+    }
+  });
+
+  it("counts special tokens' names as the text they are, never failing on them", () => {
+    for (const text of ['hello <|endoftext|> world', `${'x'.repeat(300)}<|im_start|>system`, '<|endoftext|>'.repeat(100)]) {
+      expect(estimateTextTokens(text)).toBe(countTokens(text));
+    }
+    expect(estimatePromptTokens([{ role: 'user', content: 'Ignore <|endoftext|> this' }])).toBe(3 + 3 + countTokens('Ignore <|endoftext|> this'));
+  });
+
+  it("counts at most CALL_EXACT_MAX_CHARS of one call's texts, and scales the others from them", () => {
+    const paragraph = 'The quick brown fox jumps over the lazy dog, then files a ticket about it. ';
+    const texts = Array.from({ length: 40 }, (_, index) => `${paragraph.repeat(40)} #${index}`);
+    const exact = texts.reduce((sum, text) => sum + countTokens(text), 0);
+
+    counted.length = 0;
+    const prompt = estimatePromptTokens(texts.map((content) => ({ role: 'user', content })));
+    expect(counted.reduce((sum, text) => sum + text.length, 0)).toBeLessThanOrEqual(CALL_EXACT_MAX_CHARS);
+    expect(Math.abs(prompt - (3 + 40 * 3 + exact)) / exact).toBeLessThan(0.01);
+
+    counted.length = 0;
+    const inputs = estimateInputTokens(texts);
+    expect(counted.reduce((sum, text) => sum + text.length, 0)).toBeLessThanOrEqual(CALL_EXACT_MAX_CHARS);
+    expect(Math.abs(inputs - exact) / exact).toBeLessThan(0.01);
+    // Under the limit, every text is counted exactly.
+    expect(estimateInputTokens(texts.slice(0, 5))).toBe(texts.slice(0, 5).reduce((sum, text) => sum + countTokens(text), 0));
   });
 });

@@ -16,18 +16,26 @@ let encoding: Encoding | undefined;
 
 /**
  * The encoding keeps the tokens of the pre-tokens it merged, 100,000 of them by default: at up to
- * LONG_PRE_TOKEN_CHARS each, callers sending text no one sent before could make that ~90 MB. 10,000 keep what
- * recurs (names, identifiers, words that are no single token) in a tenth of it.
+ * LONG_PRE_TOKEN_CHARS each, callers sending text no one sent before could make that ~270 MB (10,000 pieces of
+ * rare Chinese measured 27 MB). 10,000 keep what recurs (names, identifiers, words that are no single token).
  */
 const MERGE_CACHE_ENTRIES = 10_000;
+/**
+ * A caller's text is text: "<|endoftext|>" in a prompt reaches the model as characters, not as the special token,
+ * and is counted so (gpt-tokenizer's default would throw on it, failing the call's admission).
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 function loadEncoding(): Encoding {
   if (encoding) return encoding;
   // require(), not import: loaded only when first needed. The CommonJS build, as Jest and Node 20 both take it.
-  const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: CountTokens; setMergeCacheSize(size: number): void };
+  const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as {
+    countTokens(text: string, options: typeof PLAIN_TEXT): number;
+    setMergeCacheSize(size: number): void;
+  };
   o200k.setMergeCacheSize(MERGE_CACHE_ENTRIES);
   const { O200K_TOKEN_SPLIT_REGEX } = require('gpt-tokenizer/cjs/encodingParams/constants') as { O200K_TOKEN_SPLIT_REGEX: RegExp };
-  encoding = { count: o200k.countTokens, preTokens: new RegExp(O200K_TOKEN_SPLIT_REGEX.source, 'gu') };
+  encoding = { count: (text) => o200k.countTokens(text, PLAIN_TEXT), preTokens: new RegExp(O200K_TOKEN_SPLIT_REGEX.source, 'gu') };
   return encoding;
 }
 
@@ -133,20 +141,47 @@ export function cachedPromptTexts(): number {
 /** What an image costs at low detail on OpenAI's models: a floor for any image, whatever its size. */
 const TOKENS_PER_IMAGE = 85;
 
+/**
+ * At most this many characters of one call's texts are counted; the texts after them are scaled from those
+ * counted. Counting costs up to ~6 µs a character (rare characters, merged byte by byte): a 1 MB body would
+ * otherwise hold the event loop for seconds.
+ */
+export const CALL_EXACT_MAX_CHARS = 65_536;
+
+function estimateTexts(texts: readonly string[], count: (text: string) => number): number {
+  let tokens = 0;
+  let countedChars = 0;
+  let scaledChars = 0;
+  for (const text of texts) {
+    if (countedChars > 0 && countedChars + Math.min(text.length, EXACT_COUNT_MAX_CHARS) > CALL_EXACT_MAX_CHARS) scaledChars += text.length;
+    else {
+      tokens += count(text);
+      countedChars += text.length;
+    }
+  }
+  return scaledChars === 0 ? tokens : tokens + Math.round((tokens * scaledChars) / countedChars);
+}
+
 export function estimatePromptTokens(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[]): number {
   let tokens = TOKENS_PER_REPLY;
+  const texts: string[] = [];
   for (const message of messages) {
     tokens += TOKENS_PER_MESSAGE;
     const content = message.content;
-    if (typeof content === 'string') tokens += estimatePromptTextTokens(content);
-    else for (const part of content ?? []) tokens += part.type === 'text' ? estimatePromptTextTokens(part.text) : TOKENS_PER_IMAGE;
-    for (const call of message.toolCalls ?? []) tokens += estimateTextTokens(call.function.name) + estimateTextTokens(call.function.arguments);
+    if (typeof content === 'string') texts.push(content);
+    else {
+      for (const part of content ?? []) {
+        if (part.type === 'text') texts.push(part.text);
+        else tokens += TOKENS_PER_IMAGE;
+      }
+    }
+    for (const call of message.toolCalls ?? []) texts.push(call.function.name, call.function.arguments);
   }
   // Tool definitions reach the model as text too.
-  if (tools && tools.length > 0) tokens += estimatePromptTextTokens(JSON.stringify(tools));
-  return tokens;
+  if (tools && tools.length > 0) texts.push(JSON.stringify(tools));
+  return tokens + estimateTexts(texts, estimatePromptTextTokens);
 }
 
 export function estimateInputTokens(inputs: readonly string[]): number {
-  return inputs.reduce((sum, text) => sum + estimateTextTokens(text), 0);
+  return estimateTexts(inputs, estimateTextTokens);
 }
