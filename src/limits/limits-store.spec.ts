@@ -131,7 +131,7 @@ describe.each([
     const limits = { requestsPerMinute: 400, tokensPerMinute: 1_000_000, concurrentRequests: 1_000 };
     const roundTrips = async () =>
       (await harness.metrics.limitsRedisDuration.get()).values.find(
-        ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'admit',
+        ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'batch',
       )?.value ?? 0;
     const before = await roundTrips();
 
@@ -142,7 +142,7 @@ describe.each([
       ...Array.from({ length: 200 }, () => false),
     ]);
     expect(await usage(limits)).toMatchObject({ requestsPerMinute: { used: 400 }, tokensPerMinute: { used: 4_000 }, concurrentRequests: { used: 400 } });
-    // The first at once, the 599 made in the same turn after it in scripts of at most 256.
+    // The first at once, the 599 made while it was out together when its reply came, in scripts of at most 256.
     expect((await roundTrips()) - before).toBe(harness.store instanceof RedisLimitsStore ? 4 : 0);
   });
 
@@ -398,5 +398,78 @@ describe('RedisLimitsStore keys', () => {
     // Releasing the calls leaves no key without an expiry.
     for (const admission of [first, second]) if (admission.admitted && admission.reservation) await store.finish(admission.reservation, 80);
     expect(Object.values(await ttls()).every((ttl) => ttl > 0)).toBe(true);
+  });
+});
+
+describe('RedisLimitsStore batches (one script in flight at a time)', () => {
+  const keyPrefix = `llm-gateway-test:${randomUUID()}:`;
+  const admin = new Redis(TEST_REDIS_URL);
+  const metrics = new MetricsService();
+  const store = new RedisLimitsStore(metrics, { url: TEST_REDIS_URL, leaseMs: LEASE_MS, keyPrefix });
+  const limits: OrganizationLimits = { ...unlimited, concurrentRequests: 1, tokenBudget: 1_000 };
+  let organizationId: string;
+  const admit = () => store.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
+  const usage = () => store.usage({ organizationId, limits, loadPeriodUsage: async () => 0, now: T0 });
+  const batches = async () =>
+    (await metrics.limitsRedisDuration.get()).values.find(
+      ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'batch',
+    )?.value ?? 0;
+  const reservationOf = (admission: Admission): Reservation => {
+    if (!admission.admitted || !admission.reservation) throw new Error(`expected a reservation, got ${JSON.stringify(admission)}`);
+    return admission.reservation;
+  };
+
+  beforeAll(() => store.onModuleInit());
+  beforeEach(() => {
+    organizationId = randomUUID();
+  });
+  afterEach(() => jest.restoreAllMocks());
+  afterAll(async () => {
+    const keys = await admin.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    await admin.quit();
+    await store.onApplicationShutdown();
+  });
+
+  it('sends what comes while a script is out in the next one, releases and admissions in the order they came', async () => {
+    const open = reservationOf(await admit());
+    const before = await batches();
+
+    // Out at once: the call above still holds the only slot.
+    const first = admit();
+    // Both wait for its reply, then go in one script: the release first, so the admission finds the slot free.
+    const released = store.finish(open, 100);
+    const second = admit();
+
+    expect(await first).toMatchObject({ admitted: false, refusal: { code: 'CONCURRENCY_LIMITED' } });
+    await released;
+    expect(await second).toMatchObject({ admitted: true });
+    expect((await batches()) - before).toBe(2);
+    expect(await usage()).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 200, reserved: 100 } });
+    await store.finish(reservationOf(await second), 100);
+  });
+
+  it('fails the admissions that waited behind a script that failed, and still sends the releases that waited', async () => {
+    const open = reservationOf(await admit());
+    // The next script fails, as one that timed out would; the ones after it reach Redis.
+    const realScript = (store as unknown as { script: () => unknown }).script.bind(store);
+    let failScript: (error: Error) => void = () => undefined;
+    jest
+      .spyOn(store as unknown as { script: () => unknown }, 'script')
+      .mockImplementationOnce(() => () => new Promise((_resolve, reject) => (failScript = reject)))
+      .mockImplementation(realScript);
+
+    const inFlight = admit();
+    const waiting = admit();
+    const released = store.finish(open, 100);
+    await new Promise((resolve) => setImmediate(resolve));
+    failScript(new Error('Command timed out'));
+
+    await expect(inFlight).rejects.toBeInstanceOf(LimitsUnavailableError);
+    await expect(waiting).rejects.toBeInstanceOf(LimitsUnavailableError);
+    await released;
+    expect(await usage()).toMatchObject({ concurrentRequests: { used: 0 }, tokenBudget: { used: 100, reserved: 0 } });
+    // Redis answers again: the next admission goes through.
+    expect(await admit()).toMatchObject({ admitted: true });
   });
 });

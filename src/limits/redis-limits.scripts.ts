@@ -1,12 +1,12 @@
 /**
- * The Lua scripts of RedisLimitsStore. Redis runs a script alone, so each admission's checks and reservations
+ * The Lua script of RedisLimitsStore. Redis runs a script alone, so each admission's checks and reservations
  * are one atomic step whatever the number of replicas. MemoryLimitsStore does the same, step for step.
  * TTLs are relative (PEXPIRE), so that a `now` set by a test never makes Redis drop a key at once.
  */
 
 /**
- * Both scripts take each admission's or release's fields joined by commas in one argument (`joinFields` in
- * redis-limits.store.ts): Redis builds a Lua table entry per argument, which cost more than the checks themselves.
+ * Each admission's or release's fields come joined by commas in one argument (RedisLimitsStore builds it):
+ * Redis builds a Lua table entry per argument, which cost more than the checks themselves.
  */
 const SPLIT_FIELDS = `
 local function fields(joined)
@@ -17,24 +17,31 @@ end
 `;
 
 /**
- * Any number of admissions at once, each checked and reserved on its own, in order (a replica sends those made
- * in the same turn of its event loop together). KEYS: per admission, its keys; ARGV: one entry per admission,
- * its fields joined by commas.
- * One admission's keys: the per-minute windows (n of them), then the organization's open calls and its budget,
+ * One batch: the admissions and releases a replica had waiting when it sent it (it keeps one batch in flight at
+ * a time), each on its own and in order. KEYS: per entry, its keys; ARGV: one entry per admission or release,
+ * its fields joined by commas, the first two being its kind ('a' or 'f') and its number of keys.
+ * Returns one reply per entry: an admission's (see admit) or a release's (1 if it released an open call, else 0).
+ *
+ * An admission's keys: the per-minute windows (n of them), then the organization's open calls and its budget,
  *   each when checked.
- * Its fields: keyCount, now, n, hasCalls, hasBudget,
+ * Its fields after the first two: now, n, hasCalls, hasBudget,
  *   per window: limit, cost, ttl;
  *   calls: limit (-1: not limited), member, leaseUntil, ttl (the least the key must live), renewTtl (what it is
  *     set to when it would live less: more than needed, so that it is renewed once in a while, not on each call);
  *   budget: limit, cost, period, ttl, periodUsage ('' if not loaded).
- * Returns one reply per admission: {-1} when the budget has no state and periodUsage was not given (nothing
- * changed), else {failed, openCalls, budgetUsed, budgetReserved, windowUsed...}: failed has bit i-1 for window i,
- * bit n for the calls, bit n+1 for the budget; 0 means everything was reserved.
+ * Its reply: {-1} when the budget has no state and periodUsage was not given (nothing changed), else
+ * {failed, openCalls, budgetUsed, budgetReserved, windowUsed...}: failed has bit i-1 for window i, bit n for
+ * the calls, bit n+1 for the budget; 0 means everything was reserved.
  * Only the writes that are needed are made: a window's TTL is set when the window is created, the open calls'
  * TTL when it runs short, and expired calls are removed when there are some. (In Redis, PEXPIRE costs several
  * times a GET: it is rewritten as PEXPIREAT for replication.)
+ *
+ * A release's keys: its organization's open calls, then its tokens window and its budget when it reserved there.
+ * Its fields after the first two: member, estimate, actual, hasTokens, hasBudget.
+ * Only a call still open is reconciled: removing it is what makes a second release, or one after its lease ran
+ * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
  */
-export const ADMIT_SCRIPT = `${SPLIT_FIELDS}
+export const LIMITS_SCRIPT = `${SPLIT_FIELDS}
 local function admit(keys, argv)
   local now, n = tonumber(argv[1]), tonumber(argv[2])
   local hasCalls, hasBudget = argv[3] == '1', argv[4] == '1'
@@ -101,43 +108,29 @@ local function admit(keys, argv)
   return {failed, open, budgetUsed, budgetReserved, unpack(used)}
 end
 
+local function release(keys, argv)
+  local member, estimate, actual, hasTokens, hasBudget = argv[1], tonumber(argv[2]), tonumber(argv[3]), argv[4] == '1', argv[5] == '1'
+  local callsKey, tokensKey, budgetKey = keys[1], nil, nil
+  if hasTokens then tokensKey = keys[2] end
+  if hasBudget then budgetKey = keys[hasTokens and 3 or 2] end
+  if redis.call('ZREM', callsKey, member) == 0 then return 0 end
+  if tokensKey and redis.call('EXISTS', tokensKey) == 1 then redis.call('INCRBY', tokensKey, actual - estimate) end
+  if budgetKey and redis.call('EXISTS', budgetKey) == 1 then
+    redis.call('HINCRBY', budgetKey, 'reserved', -estimate)
+    redis.call('HINCRBY', budgetKey, 'used', actual)
+  end
+  return 1
+end
+
 local replies, k = {}, 1
 for j = 1, #ARGV do
   local argv = fields(ARGV[j])
+  local kind = table.remove(argv, 1)
   local keyCount = tonumber(table.remove(argv, 1))
   local keys = {}
   for i = 1, keyCount do keys[i] = KEYS[k + i - 1] end
   k = k + keyCount
-  replies[j] = admit(keys, argv)
+  if kind == 'a' then replies[j] = admit(keys, argv) else replies[j] = release(keys, argv) end
 end
 return replies
-`;
-
-/**
- * Any number of finished calls at once (a replica sends those that ended in the same turn of its event loop
- * together). KEYS: per call, its organization's open calls, then its tokens window and its budget when it
- * reserved there. ARGV: one entry per call, its fields joined by commas: member, estimate, actual, hasTokens, hasBudget.
- * Only a call still open is reconciled: removing it is what makes a second finish, or one after its lease ran
- * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
- * Returns how many calls were released.
- */
-export const FINISH_SCRIPT = `${SPLIT_FIELDS}
-local k, released = 1, 0
-for j = 1, #ARGV do
-  local member, estimate, actual, hasTokens, hasBudget = unpack(fields(ARGV[j]))
-  local callsKey, tokensKey, budgetKey = KEYS[k], nil, nil
-  k = k + 1
-  if hasTokens == '1' then tokensKey = KEYS[k]; k = k + 1 end
-  if hasBudget == '1' then budgetKey = KEYS[k]; k = k + 1 end
-  if redis.call('ZREM', callsKey, member) == 1 then
-    released = released + 1
-    estimate, actual = tonumber(estimate), tonumber(actual)
-    if tokensKey and redis.call('EXISTS', tokensKey) == 1 then redis.call('INCRBY', tokensKey, actual - estimate) end
-    if budgetKey and redis.call('EXISTS', budgetKey) == 1 then
-      redis.call('HINCRBY', budgetKey, 'reserved', -estimate)
-      redis.call('HINCRBY', budgetKey, 'used', actual)
-    end
-  end
-end
-return released
 `;

@@ -6,19 +6,23 @@ import { AdmissionPlan, MINUTE_MS, PlanOutcome, UsagePlan, UsageReading } from '
 import { LimitsUnavailableError } from './limits.errors';
 import { LimitsStore } from './limits.store';
 import type { LimitName, Reservation } from './limits.types';
-import { ADMIT_SCRIPT, FINISH_SCRIPT } from './redis-limits.scripts';
+import { LIMITS_SCRIPT } from './redis-limits.scripts';
 
-/** At most this many admissions, or finished calls, per script: Redis runs nothing else while a script runs. */
+/** At most this many admissions and releases per script: Redis runs nothing else while a script runs. */
 const PER_SCRIPT = 256;
 
-/** One admission's or one release's part of a script (its keys, and its fields joined in one argument), and who waits for its reply. */
-interface Pending<T> {
+type AdmitReply = number[];
+
+/**
+ * One admission's or one release's part of a batch: its keys, its fields joined in one argument (the first
+ * two: its kind, 'a' or 'f', and its number of keys), and who waits for its reply.
+ */
+interface Pending {
+  admission: boolean;
   keys: string[];
   fields: string;
-  done: (error: unknown, reply?: T) => void;
+  done: (error: unknown, reply?: AdmitReply) => void;
 }
-
-type AdmitReply = number[];
 
 /** A command that takes longer fails: an admission must not wait on a Redis that hangs. */
 const COMMAND_TIMEOUT_MS = 500;
@@ -35,16 +39,18 @@ export interface RedisLimitsStoreOptions {
   keyPrefix?: string;
 }
 
-/** A script's fields for one admission or release, in one argument; none contains a comma (numbers, ids, periods). */
-const joinFields = (fields: (string | number)[]): string => fields.join(',');
-
-type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<AdmitReply[] | number>;
+type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<(AdmitReply | number)[]>;
 
 /**
  * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
- * Cluster, as one admission's keys span an organization and a caller key). Each admission is one Lua script,
- * one round trip (a second one only when the budget period must be loaded from the ledger); the calls that
- * finish in the same turn of the event loop are released by one script together.
+ * Cluster, as one admission's keys span an organization and a caller key). Each admission is checked and
+ * reserved by one Lua script, in one round trip (a second one only when the budget period must be loaded from
+ * the ledger), and each release is reconciled by it.
+ *
+ * Group commit: a replica keeps one script in flight at a time. What comes while it is out (admissions, and
+ * the releases of calls that ended) waits for its reply and goes in the next one, together: under load, one
+ * round trip serves many calls, and the gateway's CPU per call (a loopback write and read cost more than the
+ * script itself) falls as the load grows; idle, an admission goes out at once, as before.
  *
  * Redis unreachable: commands fail at once (no offline queue, no retries, short timeouts) with
  * LimitsUnavailableError, and the client reconnects in the background, so calls are never held up.
@@ -53,12 +59,14 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   private readonly redis: Redis;
   private readonly keyPrefix: string;
   private reachable: boolean | undefined;
-  /** Finished calls waiting for the end of this turn of the event loop, to be released together. */
-  private pendingReleases: Pending<void>[] = [];
-  /** Admissions made after the first one of this turn of the event loop, to be sent together at its end. */
-  private pendingAdmissions: Pending<AdmitReply>[] = [];
-  /** An admission was sent in this turn of the event loop: the next ones wait for its end. */
-  private admittedThisTurn = false;
+  /** Admissions and releases waiting to be sent, in order. */
+  private pending: Pending[] = [];
+  /** Scripts in flight (one batch, a few scripts only past PER_SCRIPT parts): the pending ones go when they have their replies. */
+  private inFlight = 0;
+  /** Who waits for nothing to be pending or in flight (the shutdown). */
+  private drainWaiters: (() => void)[] = [];
+  /** A release asked for a send at the end of this turn of the event loop. */
+  private sendScheduled = false;
 
   constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
     super(metrics, options.leaseMs);
@@ -73,8 +81,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
       // Reconnect for ever, at most a second apart.
       retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
     });
-    this.redis.defineCommand('limitsAdmit', { lua: ADMIT_SCRIPT });
-    this.redis.defineCommand('limitsFinish', { lua: FINISH_SCRIPT });
+    this.redis.defineCommand('limits', { lua: LIMITS_SCRIPT });
     // State changes only: while Redis is down, every reconnection attempt fails, once a second.
     this.redis.on('ready', () => {
       if (this.reachable === false) this.logger.log('Redis is reachable again: rate limits are checked');
@@ -98,98 +105,116 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
 
   /** Calls are over by now: their releases are sent, QUIT lets the last replies arrive; without a connection there is nothing to wait for. */
   async onApplicationShutdown(): Promise<void> {
-    await this.sendReleases();
+    this.send();
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
 
   /**
-   * The first admission of a turn of the event loop is sent at once, so that at low load its round trip overlaps
-   * the call's own work; the ones made after it in the same turn (under load, many requests arrive together) are
-   * sent at the turn's end in one script: one round trip for all of them, each still checked on its own, in order.
+   * Sent at once when no batch is in flight, so that at low load its round trip overlaps the call's own work
+   * (its request is built meanwhile); else with the next batch.
    */
   protected async execute(plan: AdmissionPlan, periodUsage?: number): Promise<PlanOutcome> {
-    const keys = plan.windows.map((check) => this.key(check.counter, check.window));
-    const args: (string | number)[] = [plan.now, plan.windows.length, plan.calls ? 1 : 0, plan.budget ? 1 : 0];
-    for (const check of plan.windows) args.push(check.max, check.cost, check.endsAt - plan.now + WINDOW_GRACE_MS);
-    const budgetTtl = plan.budget ? plan.budget.endsAt - plan.now + BUDGET_GRACE_MS : 0;
-    if (plan.calls) {
-      keys.push(this.key(plan.calls.counter));
+    // The fields as the script reads them (see LIMITS_SCRIPT), built as one string: none contains a comma.
+    const { now, windows, calls, budget } = plan;
+    const keys: string[] = [];
+    let fields = `${now},${windows.length},${calls ? 1 : 0},${budget ? 1 : 0}`;
+    for (const check of windows) {
+      keys.push(this.key(check.counter, check.window));
+      fields += `,${check.max},${check.cost},${check.endsAt - now + WINDOW_GRACE_MS}`;
+    }
+    const budgetTtl = budget ? budget.endsAt - now + BUDGET_GRACE_MS : 0;
+    if (calls) {
+      keys.push(this.key(calls.counter));
       // Kept as long as the budget: a dead call's reservation is charged when the next call comes, however late.
       // Renewed to a lease more than that, so that the calls that follow find it long enough.
       const callsTtl = Math.max(this.leaseMs, budgetTtl);
-      args.push(plan.calls.max ?? -1, plan.calls.member, plan.calls.leaseUntil, callsTtl, callsTtl + this.leaseMs);
+      fields += `,${calls.max ?? -1},${calls.member},${calls.leaseUntil},${callsTtl},${callsTtl + this.leaseMs}`;
     }
-    if (plan.budget) {
-      keys.push(this.key(plan.budget.counter, plan.budget.period));
-      args.push(plan.budget.max, plan.budget.cost, plan.budget.period, budgetTtl, periodUsage ?? '');
+    if (budget) {
+      keys.push(this.key(budget.counter, budget.period));
+      fields += `,${budget.max},${budget.cost},${budget.period},${budgetTtl},${periodUsage ?? ''}`;
     }
     const reply = await new Promise<AdmitReply>((resolve, reject) => {
-      // The admit script reads the admission's count of keys before its other fields.
-      const admission: Pending<AdmitReply> = { keys, fields: `${keys.length},${joinFields(args)}`, done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)) };
-      if (this.admittedThisTurn) return void this.pendingAdmissions.push(admission);
-      this.admittedThisTurn = true;
-      setImmediate(() => {
-        this.admittedThisTurn = false;
-        void this.sendAdmissions();
+      this.pending.push({
+        admission: true,
+        keys,
+        fields: `a,${keys.length},${fields}`,
+        done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)),
       });
-      void this.runScripts('limitsAdmit', 'admit', [admission]);
+      this.send();
     });
     const [failedBits, openCalls, budgetUsed, budgetReserved, ...windowUsed] = reply;
     if (failedBits === -1) return { needsPeriodUsage: true };
-    const checks: LimitName[] = [...plan.windows.map((check) => check.limit), 'concurrentRequests', 'tokenBudget'];
-    const failed = checks.filter((_, bit) => (failedBits >> bit) & 1);
+    const failed: LimitName[] = [];
+    if (failedBits !== 0) {
+      const checks: LimitName[] = [...windows.map((check) => check.limit), 'concurrentRequests', 'tokenBudget'];
+      checks.forEach((limit, bit) => (failedBits >> bit) & 1 && failed.push(limit));
+    }
     return { failed, windowUsed, openCalls, budgetUsed, budgetReserved };
   }
 
   /**
-   * Sent at the end of this turn of the event loop (setImmediate: after the I/O callbacks, so after the answer
-   * that ended the call is written), together with every other call that ended in the same turn: one round
-   * trip for all of them. Resolves once Redis has run it.
+   * Sent at the end of this turn of the event loop at the earliest (setImmediate: after the I/O callbacks, so
+   * after the answer that ended the call is written), with whatever else is waiting then, or with an admission
+   * sent before. Resolves once Redis has run it.
    */
   protected release(reservation: Reservation, actual: number): Promise<void> {
     const keys = [this.key(reservation.calls)];
     if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
     if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
-    const fields = joinFields([reservation.member, reservation.estimatedTokens, actual, reservation.tokens ? 1 : 0, reservation.budget ? 1 : 0]);
+    const fields = `f,${keys.length},${reservation.member},${reservation.estimatedTokens},${actual},${reservation.tokens ? 1 : 0},${reservation.budget ? 1 : 0}`;
     return new Promise((resolve, reject) => {
-      this.pendingReleases.push({ keys, fields, done: (error) => (error === undefined ? resolve() : reject(error)) });
-      if (this.pendingReleases.length === 1) setImmediate(() => void this.sendReleases());
+      this.pending.push({ admission: false, keys, fields, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      if (this.sendScheduled) return;
+      this.sendScheduled = true;
+      setImmediate(() => {
+        this.sendScheduled = false;
+        this.send();
+      });
     });
   }
 
-  private sendReleases(): Promise<void> {
-    const pending = this.pendingReleases;
-    this.pendingReleases = [];
-    return this.runScripts('limitsFinish', 'finish', pending);
-  }
-
-  private sendAdmissions(): Promise<void> {
-    const pending = this.pendingAdmissions;
-    this.pendingAdmissions = [];
-    return this.runScripts('limitsAdmit', 'admit', pending);
-  }
-
   /**
-   * Runs the script for the pending parts, PER_SCRIPT at a time, and hands each its own reply (the admit script
-   * answers one per admission; the finish script one count for all). Never rejects: a failure goes to each part.
+   * Sends everything pending as one batch (one script per PER_SCRIPT parts), unless a batch is in flight: then
+   * it goes when that one has its replies. Each part gets its own reply; a failure goes to each part of the
+   * failed script. When a script failed, the admissions that waited behind it fail with it too: they waited on
+   * the same Redis, and an admission must not wait for two command timeouts. The releases that waited are still
+   * sent (a release that fails leaves its slot taken until its lease runs out).
    */
-  private async runScripts<T>(name: 'limitsAdmit' | 'limitsFinish', operation: string, pending: Pending<T>[]): Promise<void> {
-    for (let start = 0; start < pending.length; start += PER_SCRIPT) {
-      const batch = pending.slice(start, start + PER_SCRIPT);
+  private send(): void {
+    if (this.inFlight > 0 || this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    for (let start = 0; start < batch.length; start += PER_SCRIPT) {
+      const parts = batch.slice(start, start + PER_SCRIPT);
       const keys: string[] = [];
       const args: string[] = [];
-      for (const part of batch) {
-        keys.push(...part.keys);
+      for (const part of parts) {
+        for (const key of part.keys) keys.push(key);
         args.push(part.fields);
       }
-      try {
-        const reply = await this.timed(operation, () => this.script(name)(keys.length, ...keys, ...args));
-        batch.forEach((part, index) => part.done(undefined, (Array.isArray(reply) ? reply[index] : undefined) as T));
-      } catch (error) {
-        batch.forEach((part) => part.done(error));
-      }
+      this.inFlight += 1;
+      this.timed('batch', () => this.script()(keys.length, ...keys, ...args)).then(
+        (replies) => this.answered(() => parts.forEach((part, index) => part.done(undefined, replies[index] as AdmitReply))),
+        (error: unknown) =>
+          this.answered(() => {
+            parts.forEach((part) => part.done(error));
+            const waiting = this.pending;
+            this.pending = waiting.filter((part) => !part.admission);
+            for (const part of waiting) if (part.admission) part.done(error);
+          }),
+      );
     }
+  }
+
+  /** A script answered: its parts are answered with nothing in flight any more, so that what they do next goes at once. */
+  private answered(handOut: () => void): void {
+    this.inFlight -= 1;
+    handOut();
+    this.send();
+    if (this.inFlight === 0) this.drainWaiters.splice(0).forEach((resolve) => resolve());
   }
 
   protected async read(plan: UsagePlan): Promise<UsageReading> {
@@ -220,8 +245,8 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     return part === undefined ? `${this.keyPrefix}${counter}` : `${this.keyPrefix}${counter}:${part}`;
   }
 
-  private script(name: 'limitsAdmit' | 'limitsFinish'): ScriptCommand {
-    return (this.redis as unknown as Record<typeof name, ScriptCommand>)[name].bind(this.redis);
+  private script(): ScriptCommand {
+    return (this.redis as unknown as { limits: ScriptCommand }).limits.bind(this.redis);
   }
 
   /** Times one round trip; any failure of it means the limits cannot be checked. */

@@ -103,7 +103,7 @@ export class MetricsService {
 
   readonly limitsRedisDuration = new Histogram({
     name: 'limits_redis_duration_seconds',
-    help: 'Round trips to the limits Redis, failed ones included, by operation (admit, finish, usage, ping)',
+    help: 'Round trips to the limits Redis, failed ones included, by operation (batch: admissions and releases; usage; ping)',
     labelNames: ['operation'] as const,
     buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
