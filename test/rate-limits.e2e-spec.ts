@@ -287,6 +287,11 @@ describe('rate limits when Redis is away, and per caller key (real Redis through
       expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 200, 200, 429]);
       expect((await readJson(responses[5])).code).toBe('RATE_LIMITED');
       expect(responses[0].headers.get('x-ratelimit-limit-requests')).toBe('5');
+      // Admissions by outcome, and the scripts that carried them, as Prometheus scrapes them.
+      const metrics = await (await fetch(`${keyed.url}/metrics`)).text();
+      expect(metrics).toContain('limits_admissions_total{outcome="admitted"} 5');
+      expect(metrics).toContain('limits_admissions_total{outcome="RATE_LIMITED"} 1');
+      expect(metrics).toMatch(/limits_redis_duration_seconds_count\{operation="batch"\} [1-9]/);
     } finally {
       await keyed.close();
       delete process.env.GATEWAY_KEY_REQUESTS_PER_MINUTE;

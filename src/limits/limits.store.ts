@@ -41,7 +41,7 @@ export abstract class LimitsStore {
   async admit(request: AdmissionRequest): Promise<Admission> {
     const plan = planAdmission(request, this.leaseMs);
     if (!plan) {
-      this.metrics.limitsAdmissions.inc({ outcome: 'admitted' });
+      this.metrics.countAdmission('admitted');
       return UNLIMITED;
     }
     try {
@@ -54,10 +54,10 @@ export abstract class LimitsStore {
         outcome = await this.execute(plan, periodUsage);
       }
       const admission = decideAdmission(plan, outcome as CheckedPlan);
-      this.metrics.limitsAdmissions.inc({ outcome: admission.admitted ? 'admitted' : admission.refusal.code });
+      this.metrics.countAdmission(admission.admitted ? 'admitted' : admission.refusal.code);
       return admission;
     } catch (error) {
-      if (error instanceof LimitsUnavailableError) this.metrics.limitsAdmissions.inc({ outcome: 'LIMITS_UNAVAILABLE' });
+      if (error instanceof LimitsUnavailableError) this.metrics.countAdmission('LIMITS_UNAVAILABLE');
       throw error;
     }
   }

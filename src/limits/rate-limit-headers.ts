@@ -16,14 +16,21 @@ export function formatResetDuration(ms: number): string {
   return seconds;
 }
 
+const HEADER_NAMES = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const;
+
 /** OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers, for the limits that apply. */
 export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
   const headers: Record<string, string> = {};
   const add = (kind: 'requests' | 'tokens', window: RateLimitWindow | undefined) => {
     if (!window) return;
-    headers[`x-ratelimit-limit-${kind}`] = String(window.limit);
-    headers[`x-ratelimit-remaining-${kind}`] = String(window.remaining);
-    headers[`x-ratelimit-reset-${kind}`] = formatResetDuration(window.resetMs);
+    // Constant names: every limited answer carries them, and a name built per call costs a hash lookup each time.
+    const [limit, remaining, reset] = HEADER_NAMES[kind];
+    headers[limit] = String(window.limit);
+    headers[remaining] = String(window.remaining);
+    headers[reset] = formatResetDuration(window.resetMs);
   };
   add('requests', state.requests);
   add('tokens', state.tokens);

@@ -82,11 +82,21 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  /**
+   * Admissions by outcome, counted in a map and handed to limitsAdmissions when it is read: one admission per
+   * call, and prom-client's inc() hashes and validates its labels each time (countAdmission()).
+   */
+  private readonly admissions = new Map<string, number>();
+
   readonly limitsAdmissions = new Counter({
     name: 'limits_admissions_total',
     help: 'Admission decisions: admitted, a refusal code (RATE_LIMITED, CONCURRENCY_LIMITED, BUDGET_EXHAUSTED), or LIMITS_UNAVAILABLE when the limits could not be checked',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.limitsAdmissions.reset();
+      for (const [outcome, count] of this.admissions) this.limitsAdmissions.inc({ outcome }, count);
+    },
   });
 
   readonly limitsFailOpenAdmissions = new Counter({
@@ -111,6 +121,10 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  countAdmission(outcome: string): void {
+    this.admissions.set(outcome, (this.admissions.get(outcome) ?? 0) + 1);
   }
 
   /** Counts one call to LiteLLM and times it. */
