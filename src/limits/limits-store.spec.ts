@@ -61,6 +61,20 @@ async function redisHarness(): Promise<Harness> {
 
 const unlimited: OrganizationLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrentRequests: null, tokenBudget: null, budgetPeriod: 'day' };
 
+function reservationOf(admission: Admission): Reservation {
+  if (!admission.admitted || !admission.reservation) throw new Error(`expected a reservation, got ${JSON.stringify(admission)}`);
+  return admission.reservation;
+}
+
+/** The scripts the Redis store has sent (round trips), as its metric counts them. */
+async function batchesSent(metrics: MetricsService): Promise<number> {
+  return (
+    (await metrics.limitsRedisDuration.get()).values.find(
+      ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'batch',
+    )?.value ?? 0
+  );
+}
+
 describe.each([
   ['MemoryLimitsStore', memoryHarness],
   ['RedisLimitsStore', redisHarness],
@@ -90,10 +104,6 @@ describe.each([
   }
   const usage = (limits: Partial<OrganizationLimits>, now = T0) =>
     harness.store.usage({ organizationId, limits: { ...unlimited, ...limits }, loadPeriodUsage: ledger, now });
-  const reservationOf = (admission: Admission): Reservation => {
-    if (!admission.admitted || !admission.reservation) throw new Error(`expected a reservation, got ${JSON.stringify(admission)}`);
-    return admission.reservation;
-  };
   const admittedCount = async (admissions: Promise<Admission>[]) => (await Promise.all(admissions)).filter((admission) => admission.admitted).length;
 
   it('admits a call no limit applies to without counting anything', async () => {
@@ -129,11 +139,7 @@ describe.each([
 
   it('checks admissions made together each on its own and in order, however many (Redis: a few scripts for all)', async () => {
     const limits = { requestsPerMinute: 400, tokensPerMinute: 1_000_000, concurrentRequests: 1_000 };
-    const roundTrips = async () =>
-      (await harness.metrics.limitsRedisDuration.get()).values.find(
-        ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'batch',
-      )?.value ?? 0;
-    const before = await roundTrips();
+    const before = await batchesSent(harness.metrics);
 
     const admissions = await Promise.all(Array.from({ length: 600 }, () => admit(limits, { tokens: 10 })));
 
@@ -143,7 +149,7 @@ describe.each([
     ]);
     expect(await usage(limits)).toMatchObject({ requestsPerMinute: { used: 400 }, tokensPerMinute: { used: 4_000 }, concurrentRequests: { used: 400 } });
     // The first at once, the 599 made while it was out together when its reply came, in scripts of at most 256.
-    expect((await roundTrips()) - before).toBe(harness.store instanceof RedisLimitsStore ? 4 : 0);
+    expect((await batchesSent(harness.metrics)) - before).toBe(harness.store instanceof RedisLimitsStore ? 4 : 0);
   });
 
   it("limits each caller key's requests per minute, and reports the tighter of the key's and the organization's", async () => {
@@ -402,38 +408,26 @@ describe('RedisLimitsStore keys', () => {
 });
 
 describe('RedisLimitsStore batches (one script in flight at a time)', () => {
-  const keyPrefix = `llm-gateway-test:${randomUUID()}:`;
-  const admin = new Redis(TEST_REDIS_URL);
-  const metrics = new MetricsService();
-  const store = new RedisLimitsStore(metrics, { url: TEST_REDIS_URL, leaseMs: LEASE_MS, keyPrefix });
+  let harness: Harness;
+  let store: RedisLimitsStore;
   const limits: OrganizationLimits = { ...unlimited, concurrentRequests: 1, tokenBudget: 1_000 };
   let organizationId: string;
   const admit = () => store.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
   const usage = () => store.usage({ organizationId, limits, loadPeriodUsage: async () => 0, now: T0 });
-  const batches = async () =>
-    (await metrics.limitsRedisDuration.get()).values.find(
-      ({ metricName, labels }) => metricName === 'limits_redis_duration_seconds_count' && labels.operation === 'batch',
-    )?.value ?? 0;
-  const reservationOf = (admission: Admission): Reservation => {
-    if (!admission.admitted || !admission.reservation) throw new Error(`expected a reservation, got ${JSON.stringify(admission)}`);
-    return admission.reservation;
-  };
 
-  beforeAll(() => store.onModuleInit());
+  beforeAll(async () => {
+    harness = await redisHarness();
+    store = harness.store as RedisLimitsStore;
+  });
   beforeEach(() => {
     organizationId = randomUUID();
   });
   afterEach(() => jest.restoreAllMocks());
-  afterAll(async () => {
-    const keys = await admin.keys(`${keyPrefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
-    await admin.quit();
-    await store.onApplicationShutdown();
-  });
+  afterAll(() => harness.close());
 
   it('sends what comes while a script is out in the next one, releases and admissions in the order they came', async () => {
     const open = reservationOf(await admit());
-    const before = await batches();
+    const before = await batchesSent(harness.metrics);
 
     // Out at once: the call above still holds the only slot.
     const first = admit();
@@ -444,7 +438,7 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
     expect(await first).toMatchObject({ admitted: false, refusal: { code: 'CONCURRENCY_LIMITED' } });
     await released;
     expect(await second).toMatchObject({ admitted: true });
-    expect((await batches()) - before).toBe(2);
+    expect((await batchesSent(harness.metrics)) - before).toBe(2);
     expect(await usage()).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 200, reserved: 100 } });
     await store.finish(reservationOf(await second), 100);
   });
