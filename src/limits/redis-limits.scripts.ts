@@ -5,8 +5,9 @@
  */
 
 /**
- * Each admission's or release's fields come joined by commas in one argument (RedisLimitsStore builds it):
- * Redis builds a Lua table entry per argument, which cost more than the checks themselves.
+ * Each admission or release comes as one argument, its fields joined by commas (RedisLimitsStore builds it; no
+ * field contains a comma): Redis builds a Lua table entry per argument, and the client encodes each one, which
+ * cost more than the checks themselves.
  */
 const SPLIT_FIELDS = `
 local function fields(joined)
@@ -18,17 +19,16 @@ end
 
 /**
  * One batch: the admissions and releases a replica had waiting when it sent it (it keeps one batch in flight at
- * a time), each on its own and in order. KEYS: per entry, its keys; ARGV: one entry per admission or release,
- * its fields joined by commas, the first two being its kind ('a' or 'f') and its number of keys.
+ * a time), each on its own and in order. No KEYS: each entry names its keys among its fields, so that the client
+ * sends one argument per entry (this is why the limits need one Redis server, not Redis Cluster). ARGV: one entry
+ * per admission or release, its first field its kind ('a' or 'f').
  * Returns one reply per entry: an admission's (see admit) or a release's (1 if it released an open call, else 0).
  *
- * An admission's keys: the per-minute windows (n of them), then the organization's open calls and its budget,
- *   each when checked.
- * Its fields after the first two: now, n, hasCalls, hasBudget,
- *   per window: limit, cost, ttl;
- *   calls: limit (-1: not limited), member, leaseUntil, ttl (the least the key must live), renewTtl (what it is
- *     set to when it would live less: more than needed, so that it is renewed once in a while, not on each call);
- *   budget: limit, cost, period, ttl, periodUsage ('' if not loaded).
+ * An admission's fields after its kind: now, n, hasCalls, hasBudget,
+ *   per window (n of them): key, limit, cost, ttl;
+ *   calls: key, limit (-1: not limited), member, leaseUntil, ttl (the least the key must live), renewTtl (what it
+ *     is set to when it would live less: more than needed, so that it is renewed once in a while, not on each call);
+ *   budget: key, limit, cost, period, ttl, periodUsage ('' if not loaded).
  * Its reply: {-1} when the budget has no state and periodUsage was not given (nothing changed), else
  * {failed, openCalls, budgetUsed, budgetReserved, windowUsed...}: failed has bit i-1 for window i, bit n for
  * the calls, bit n+1 for the budget; 0 means everything was reserved.
@@ -36,30 +36,30 @@ end
  * TTL when it runs short, and expired calls are removed when there are some. (In Redis, PEXPIRE costs several
  * times a GET: it is rewritten as PEXPIREAT for replication.)
  *
- * A release's keys: its organization's open calls, then its tokens window and its budget when it reserved there.
- * Its fields after the first two: member, estimate, actual, hasTokens, hasBudget.
+ * A release's fields after its kind: its organization's open calls key, member, estimate, actual, then its
+ * tokens window's key and its budget's key ('' where it reserved nothing).
  * Only a call still open is reconciled: removing it is what makes a second release, or one after its lease ran
  * out (the call was charged in full then), do nothing. A window or budget that is gone is not recreated.
  */
 export const LIMITS_SCRIPT = `${SPLIT_FIELDS}
-local function admit(keys, argv)
-  local now, n = tonumber(argv[1]), tonumber(argv[2])
-  local hasCalls, hasBudget = argv[3] == '1', argv[4] == '1'
-  local callsKey, budgetKey = keys[n + 1], keys[n + 2]
-  local a = 5 + 3 * n
-  local callsLimit, member, leaseUntil, callsTtl, callsRenewTtl
+local function admit(f)
+  local now, n = tonumber(f[2]), tonumber(f[3])
+  local hasCalls, hasBudget = f[4] == '1', f[5] == '1'
+  local a = 6 + 4 * n
+  local callsKey, callsLimit, member, leaseUntil, callsTtl, callsRenewTtl
   if hasCalls then
-    callsLimit, member, leaseUntil, callsTtl, callsRenewTtl = tonumber(argv[a]), argv[a + 1], argv[a + 2], argv[a + 3], argv[a + 4]
-    a = a + 5
+    callsKey, callsLimit, member, leaseUntil, callsTtl, callsRenewTtl = f[a], tonumber(f[a + 1]), f[a + 2], f[a + 3], f[a + 4], f[a + 5]
+    a = a + 6
   end
-  local budgetLimit, budgetCost, period, budgetTtl, periodUsage = tonumber(argv[a]), tonumber(argv[a + 1]), argv[a + 2], argv[a + 3], argv[a + 4]
+  local budgetKey, budgetLimit, budgetCost, period, budgetTtl, periodUsage = f[a], tonumber(f[a + 1]), tonumber(f[a + 2]), f[a + 3], f[a + 4], f[a + 5]
 
   local failed, used, created = 0, {}, {}
   for i = 1, n do
-    local value = redis.call('GET', keys[i])
+    local w = 2 + 4 * i
+    local value = redis.call('GET', f[w])
     created[i] = not value
     used[i] = tonumber(value or '0')
-    if used[i] + tonumber(argv[3 * i + 3]) > tonumber(argv[3 * i + 2]) then failed = failed + 2 ^ (i - 1) end
+    if used[i] + tonumber(f[w + 2]) > tonumber(f[w + 1]) then failed = failed + 2 ^ (i - 1) end
   end
 
   local budgetUsed, budgetReserved = 0, 0
@@ -95,8 +95,9 @@ local function admit(keys, argv)
 
   if failed == 0 then
     for i = 1, n do
-      used[i] = redis.call('INCRBY', keys[i], argv[3 * i + 3])
-      if created[i] then redis.call('PEXPIRE', keys[i], argv[3 * i + 4]) end
+      local w = 2 + 4 * i
+      used[i] = redis.call('INCRBY', f[w], f[w + 2])
+      if created[i] then redis.call('PEXPIRE', f[w], f[w + 3]) end
     end
     if hasCalls then
       redis.call('ZADD', callsKey, leaseUntil, member)
@@ -108,29 +109,21 @@ local function admit(keys, argv)
   return {failed, open, budgetUsed, budgetReserved, unpack(used)}
 end
 
-local function release(keys, argv)
-  local member, estimate, actual, hasTokens, hasBudget = argv[1], tonumber(argv[2]), tonumber(argv[3]), argv[4] == '1', argv[5] == '1'
-  local callsKey, tokensKey, budgetKey = keys[1], nil, nil
-  if hasTokens then tokensKey = keys[2] end
-  if hasBudget then budgetKey = keys[hasTokens and 3 or 2] end
+local function release(f)
+  local callsKey, member, estimate, actual, tokensKey, budgetKey = f[2], f[3], tonumber(f[4]), tonumber(f[5]), f[6], f[7]
   if redis.call('ZREM', callsKey, member) == 0 then return 0 end
-  if tokensKey and redis.call('EXISTS', tokensKey) == 1 then redis.call('INCRBY', tokensKey, actual - estimate) end
-  if budgetKey and redis.call('EXISTS', budgetKey) == 1 then
+  if tokensKey ~= '' and redis.call('EXISTS', tokensKey) == 1 then redis.call('INCRBY', tokensKey, actual - estimate) end
+  if budgetKey ~= '' and redis.call('EXISTS', budgetKey) == 1 then
     redis.call('HINCRBY', budgetKey, 'reserved', -estimate)
     redis.call('HINCRBY', budgetKey, 'used', actual)
   end
   return 1
 end
 
-local replies, k = {}, 1
+local replies = {}
 for j = 1, #ARGV do
-  local argv = fields(ARGV[j])
-  local kind = table.remove(argv, 1)
-  local keyCount = tonumber(table.remove(argv, 1))
-  local keys = {}
-  for i = 1, keyCount do keys[i] = KEYS[k + i - 1] end
-  k = k + keyCount
-  if kind == 'a' then replies[j] = admit(keys, argv) else replies[j] = release(keys, argv) end
+  local f = fields(ARGV[j])
+  if f[1] == 'a' then replies[j] = admit(f) else replies[j] = release(f) end
 end
 return replies
 `;

@@ -13,14 +13,10 @@ const PER_SCRIPT = 256;
 
 type AdmitReply = number[];
 
-/**
- * One admission's or one release's part of a batch: its keys, its fields joined in one argument (the first
- * two: its kind, 'a' or 'f', and its number of keys), and who waits for its reply.
- */
+/** One admission's or one release's part of a batch: its entry (see LIMITS_SCRIPT), and who waits for its reply. */
 interface Pending {
   admission: boolean;
-  keys: string[];
-  fields: string;
+  entry: string;
   done: (error: unknown, reply?: AdmitReply) => void;
 }
 
@@ -39,11 +35,12 @@ export interface RedisLimitsStoreOptions {
   keyPrefix?: string;
 }
 
-type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<(AdmitReply | number)[]>;
+type ScriptCommand = (numberOfKeys: 0, ...entries: string[]) => Promise<(AdmitReply | number)[]>;
 
 /**
  * Limits shared by every replica through one Redis (a single server or a primary with replicas; not Redis
- * Cluster, as one admission's keys span an organization and a caller key). Each admission is checked and
+ * Cluster, as one admission's keys span an organization and a caller key, and the script takes its keys in its
+ * arguments: one argument per admission costs the client less to encode than its keys apart). Each admission is checked and
  * reserved by one Lua script, in one round trip (a second one only when the budget period must be loaded from
  * the ledger), and each release is reconciled by it.
  *
@@ -71,6 +68,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
     super(metrics, options.leaseMs);
     this.keyPrefix = options.keyPrefix ?? 'llm-gateway:limits:';
+    if (this.keyPrefix.includes(',')) throw new Error('The limits key prefix cannot hold a comma: the script splits its fields on commas');
     this.redis = new Redis(options.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -116,31 +114,22 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
    * (its request is built meanwhile); else with the next batch.
    */
   protected async execute(plan: AdmissionPlan, periodUsage?: number): Promise<PlanOutcome> {
-    // The fields as the script reads them (see LIMITS_SCRIPT), built as one string: none contains a comma.
+    // The entry as LIMITS_SCRIPT reads it: its fields joined by commas (no key, member or period holds one).
     const { now, windows, calls, budget } = plan;
-    const keys: string[] = [];
-    let fields = `${now},${windows.length},${calls ? 1 : 0},${budget ? 1 : 0}`;
-    for (const check of windows) {
-      keys.push(this.key(check.counter, check.window));
-      fields += `,${check.max},${check.cost},${check.endsAt - now + WINDOW_GRACE_MS}`;
-    }
+    let entry = `a,${now},${windows.length},${calls ? 1 : 0},${budget ? 1 : 0}`;
+    for (const check of windows) entry += `,${this.key(check.counter, check.window)},${check.max},${check.cost},${check.endsAt - now + WINDOW_GRACE_MS}`;
     const budgetTtl = budget ? budget.endsAt - now + BUDGET_GRACE_MS : 0;
     if (calls) {
-      keys.push(this.key(calls.counter));
       // Kept as long as the budget: a dead call's reservation is charged when the next call comes, however late.
       // Renewed to a lease more than that, so that the calls that follow find it long enough.
       const callsTtl = Math.max(this.leaseMs, budgetTtl);
-      fields += `,${calls.max ?? -1},${calls.member},${calls.leaseUntil},${callsTtl},${callsTtl + this.leaseMs}`;
+      entry += `,${this.key(calls.counter)},${calls.max ?? -1},${calls.member},${calls.leaseUntil},${callsTtl},${callsTtl + this.leaseMs}`;
     }
-    if (budget) {
-      keys.push(this.key(budget.counter, budget.period));
-      fields += `,${budget.max},${budget.cost},${budget.period},${budgetTtl},${periodUsage ?? ''}`;
-    }
+    if (budget) entry += `,${this.key(budget.counter, budget.period)},${budget.max},${budget.cost},${budget.period},${budgetTtl},${periodUsage ?? ''}`;
     const reply = await new Promise<AdmitReply>((resolve, reject) => {
       this.pending.push({
         admission: true,
-        keys,
-        fields: `a,${keys.length},${fields}`,
+        entry,
         done: (error, reply) => (error === undefined ? resolve(reply!) : reject(error)),
       });
       this.send();
@@ -161,12 +150,12 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
    * sent before. Resolves once Redis has run it.
    */
   protected release(reservation: Reservation, actual: number): Promise<void> {
-    const keys = [this.key(reservation.calls)];
-    if (reservation.tokens) keys.push(this.key(reservation.tokens.counter, reservation.tokens.window));
-    if (reservation.budget) keys.push(this.key(reservation.budget.counter, reservation.budget.period));
-    const fields = `f,${keys.length},${reservation.member},${reservation.estimatedTokens},${actual},${reservation.tokens ? 1 : 0},${reservation.budget ? 1 : 0}`;
+    const { calls, member, estimatedTokens, tokens, budget } = reservation;
+    const tokensKey = tokens ? this.key(tokens.counter, tokens.window) : '';
+    const budgetKey = budget ? this.key(budget.counter, budget.period) : '';
+    const entry = `f,${this.key(calls)},${member},${estimatedTokens},${actual},${tokensKey},${budgetKey}`;
     return new Promise((resolve, reject) => {
-      this.pending.push({ admission: false, keys, fields, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      this.pending.push({ admission: false, entry, done: (error) => (error === undefined ? resolve() : reject(error)) });
       if (this.sendScheduled) return;
       this.sendScheduled = true;
       setImmediate(() => {
@@ -189,14 +178,8 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     this.pending = [];
     for (let start = 0; start < batch.length; start += PER_SCRIPT) {
       const parts = batch.slice(start, start + PER_SCRIPT);
-      const keys: string[] = [];
-      const args: string[] = [];
-      for (const part of parts) {
-        for (const key of part.keys) keys.push(key);
-        args.push(part.fields);
-      }
       this.inFlight += 1;
-      this.timed('batch', () => this.script()(keys.length, ...keys, ...args)).then(
+      this.timed('batch', () => this.script()(0, ...parts.map((part) => part.entry))).then(
         (replies) => this.answered(() => parts.forEach((part, index) => part.done(undefined, replies[index] as AdmitReply))),
         (error: unknown) =>
           this.answered(() => {
