@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MetricsService } from '../metrics/metrics.service';
@@ -465,5 +466,20 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
     expect(await usage()).toMatchObject({ concurrentRequests: { used: 0 }, tokenBudget: { used: 100, reserved: 0 } });
     // Redis answers again: the next admission goes through.
     expect(await admit()).toMatchObject({ admitted: true });
+  });
+
+  it('leaves the reservations of calls that end after shutdown to their leases, with one warning for all', async () => {
+    const own = await redisHarness();
+    const closing = own.store as RedisLimitsStore;
+    const admitOwn = () => closing.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
+    const open = reservationOf(await admitOwn());
+    const warn = jest.spyOn((closing as unknown as { logger: Logger }).logger, 'warn').mockImplementation(() => undefined);
+    await own.close();
+
+    await closing.finish(open, 100);
+    await closing.finish({ ...open, member: `${open.member}-other` }, 100);
+
+    expect(warn.mock.calls).toEqual([['Calls that end after the limits store closed leave their reservations to their leases']]);
+    expect((await own.metrics.limitsFinishFailures.get()).values[0].value).toBe(2);
   });
 });

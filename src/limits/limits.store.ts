@@ -25,6 +25,9 @@ const UNLIMITED: Admission = Object.freeze({ admitted: true, reservation: null, 
  */
 export abstract class LimitsStore {
   protected readonly logger = new Logger(this.constructor.name);
+  /** Set at shutdown: the calls that end after it leave their reservations to their leases, with one warning for all. */
+  protected closed = false;
+  private warnedClosed = false;
   /** Ledger reads in flight, per budget period: after a Redis flush, one per organization, not one per call. */
   private readonly periodLoads = new Map<string, Promise<number>>();
 
@@ -74,7 +77,11 @@ export abstract class LimitsStore {
       await this.release(reservation, actual);
     } catch (error) {
       this.metrics.limitsFinishFailures.inc();
-      this.logger.warn(`A reservation could not be released; its lease frees it: ${(error as Error).message}`);
+      if (!this.closed) this.logger.warn(`A reservation could not be released; its lease frees it: ${(error as Error).message}`);
+      else if (!this.warnedClosed) {
+        this.warnedClosed = true;
+        this.logger.warn('Calls that end after the limits store closed leave their reservations to their leases');
+      }
     }
   }
 

@@ -105,6 +105,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   async onApplicationShutdown(): Promise<void> {
     this.send();
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    this.closed = true;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
@@ -150,6 +151,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
    * sent before. Resolves once Redis has run it.
    */
   protected release(reservation: Reservation, actual: number): Promise<void> {
+    if (this.closed) return Promise.reject(new LimitsUnavailableError('The limits store is closed'));
     const { calls, member, estimatedTokens, tokens, budget } = reservation;
     const tokensKey = tokens ? this.key(tokens.counter, tokens.window) : '';
     const budgetKey = budget ? this.key(budget.counter, budget.period) : '';
