@@ -101,13 +101,23 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
     await this.timed('ping', () => this.redis.ping());
   }
 
-  /** Calls are over by now: their releases are sent, QUIT lets the last replies arrive; without a connection there is nothing to wait for. */
+  /**
+   * Calls are over by now: their releases are sent, QUIT lets the last replies arrive; without a connection there
+   * is nothing to wait for. A call that ends later is refused its release and left to its lease.
+   */
   async onApplicationShutdown(): Promise<void> {
-    this.send();
-    if (this.inFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    await this.drain();
     this.closed = true;
+    // Anything queued between the last reply and the flag goes too.
+    await this.drain();
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
+  }
+
+  /** Sends what is pending and waits until nothing is in flight. */
+  private async drain(): Promise<void> {
+    this.send();
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /**
