@@ -444,24 +444,6 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
     await store.finish(reservationOf(await second), 100);
   });
 
-  it('sends a release with the next admission, before it, when one comes soon: one script for both', async () => {
-    const open = reservationOf(await admit());
-    const before = await batchesSent(harness.metrics);
-
-    const released = store.finish(open, 100);
-    await new Promise((resolve) => setImmediate(resolve));
-    // The only slot is free for this admission: the release went first, in the same script.
-    const next = await admit();
-    await released;
-
-    expect(next).toMatchObject({ admitted: true });
-    expect((await batchesSent(harness.metrics)) - before).toBe(1);
-    // With no admission to ride with, a release still goes on its own, a moment later.
-    await store.finish(reservationOf(next), 100);
-    expect((await batchesSent(harness.metrics)) - before).toBe(2);
-    expect(await usage()).toMatchObject({ concurrentRequests: { used: 0 }, tokenBudget: { used: 200, reserved: 0 } });
-  });
-
   it('fails the admissions that waited behind a script that failed, and still sends the releases that waited', async () => {
     const open = reservationOf(await admit());
     // The next script fails, as one that timed out would; the ones after it reach Redis.

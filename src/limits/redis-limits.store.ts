@@ -20,13 +20,6 @@ interface Pending {
   done: (error: unknown, reply?: AdmitReply) => void;
 }
 
-/**
- * A release waits this long for an admission to ride with (an admission goes at once when nothing is in flight,
- * taking the waiting releases in the same script, before it). A caller that calls again as soon as it has its
- * answer then costs one round trip a call, not two; an organization's slot or tokens are held this much longer
- * at most, as seen from other replicas.
- */
-const RELEASE_DELAY_MS = 2;
 /** A command that takes longer fails: an admission must not wait on a Redis that hangs. */
 const COMMAND_TIMEOUT_MS = 500;
 const CONNECT_TIMEOUT_MS = 1_000;
@@ -69,7 +62,7 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   private inFlight = 0;
   /** Who waits for nothing to be pending or in flight (the shutdown). */
   private drainWaiters: (() => void)[] = [];
-  /** A release asked for a send RELEASE_DELAY_MS from now. */
+  /** A release asked for a send at the end of this turn of the event loop. */
   private sendScheduled = false;
 
   constructor(metrics: MetricsService, options: RedisLimitsStoreOptions) {
@@ -163,9 +156,9 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   }
 
   /**
-   * Sent with the next admission, or RELEASE_DELAY_MS from now with whatever else is waiting then, or with the
-   * next batch if one is in flight: never before the answer that ended the call is written. Resolves once Redis
-   * has run it.
+   * Sent at the end of this turn of the event loop at the earliest (setImmediate: after the I/O callbacks, so
+   * after the answer that ended the call is written), with whatever else is waiting then, or with an admission
+   * sent before. Resolves once Redis has run it.
    */
   protected release(reservation: Reservation, actual: number): Promise<void> {
     if (this.closed) return Promise.reject(new LimitsUnavailableError('The limits store is closed'));
@@ -177,10 +170,10 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
       this.pending.push({ admission: false, entry, done: (error) => (error === undefined ? resolve() : reject(error)) });
       if (this.sendScheduled) return;
       this.sendScheduled = true;
-      setTimeout(() => {
+      setImmediate(() => {
         this.sendScheduled = false;
         this.send();
-      }, RELEASE_DELAY_MS).unref();
+      });
     });
   }
 
