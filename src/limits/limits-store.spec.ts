@@ -413,7 +413,7 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
   let store: RedisLimitsStore;
   const limits: OrganizationLimits = { ...unlimited, concurrentRequests: 1, tokenBudget: 1_000 };
   let organizationId: string;
-  const admit = () => store.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
+  const admit = (on: LimitsStore = store) => on.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
   const usage = () => store.usage({ organizationId, limits, loadPeriodUsage: async () => 0, now: T0 });
 
   beforeAll(async () => {
@@ -471,8 +471,7 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
   it('leaves the reservations of calls that end after shutdown to their leases, with one warning for all', async () => {
     const own = await redisHarness();
     const closing = own.store as RedisLimitsStore;
-    const admitOwn = () => closing.admit({ organization: { id: organizationId, limits, loadPeriodUsage: async () => 0 }, estimatedTokens: 100, now: T0 });
-    const open = reservationOf(await admitOwn());
+    const open = reservationOf(await admit(closing));
     const warn = jest.spyOn((closing as unknown as { logger: Logger }).logger, 'warn').mockImplementation(() => undefined);
     await own.close();
 

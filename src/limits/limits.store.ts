@@ -68,7 +68,8 @@ export abstract class LimitsStore {
   /**
    * Releases the call's slot and reconciles its token reservations with what it used (an aborted stream: what
    * it is estimated to have used; not a number: the estimate). A second call for the same reservation, or one
-   * after the lease ran out, does nothing. Never throws: a failure is logged (after shutdown, one warning for all) and counted, the lease frees the slot.
+   * after the lease ran out, does nothing. Never throws: a failure is logged (after shutdown, one warning for
+   * all) and counted, the lease frees the slot.
    */
   async finish(reservation: Reservation | null, actualTotalTokens: number): Promise<void> {
     if (!reservation) return;
