@@ -408,7 +408,7 @@ describe('RedisLimitsStore keys', () => {
   });
 });
 
-describe('RedisLimitsStore batches (one script in flight at a time)', () => {
+describe('RedisLimitsStore batches (one script with admissions in flight at a time)', () => {
   let harness: Harness;
   let store: RedisLimitsStore;
   const limits: OrganizationLimits = { ...unlimited, concurrentRequests: 1, tokenBudget: 1_000 };
@@ -442,6 +442,25 @@ describe('RedisLimitsStore batches (one script in flight at a time)', () => {
     expect((await batchesSent(harness.metrics)) - before).toBe(2);
     expect(await usage()).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 200, reserved: 100 } });
     await store.finish(reservationOf(await second), 100);
+  });
+
+  it('sends an admission at once while only releases are out, after them on the same connection', async () => {
+    const open = reservationOf(await admit());
+    const scripts = jest.spyOn(store as unknown as { script: () => unknown }, 'script');
+
+    // The release goes out at the end of this turn of the event loop, alone.
+    const released = store.finish(open, 100);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(scripts).toHaveBeenCalledTimes(1);
+    // The next call's admission does not wait for that reply: it goes out now, and Redis runs it after the
+    // release, so it finds the only slot free.
+    const next = admit();
+    expect(scripts).toHaveBeenCalledTimes(2);
+
+    expect(await next).toMatchObject({ admitted: true });
+    await released;
+    expect(await usage()).toMatchObject({ concurrentRequests: { used: 1 }, tokenBudget: { used: 200, reserved: 100 } });
+    await store.finish(reservationOf(await next), 100);
   });
 
   it('fails the admissions that waited behind a script that failed, and still sends the releases that waited', async () => {
