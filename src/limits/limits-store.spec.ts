@@ -446,16 +446,16 @@ describe('RedisLimitsStore batches (one script with admissions in flight at a ti
 
   it('sends an admission at once while only releases are out, after them on the same connection', async () => {
     const open = reservationOf(await admit());
-    const scripts = jest.spyOn(store as unknown as { script: () => unknown }, 'script');
+    const script = jest.spyOn(store as unknown as { script: () => unknown }, 'script');
 
     // The release goes out at the end of this turn of the event loop, alone.
     const released = store.finish(open, 100);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(scripts).toHaveBeenCalledTimes(1);
+    expect(script).toHaveBeenCalledTimes(1);
     // The next call's admission does not wait for that reply: it goes out now, and Redis runs it after the
     // release, so it finds the only slot free.
     const next = admit();
-    expect(scripts).toHaveBeenCalledTimes(2);
+    expect(script).toHaveBeenCalledTimes(2);
 
     expect(await next).toMatchObject({ admitted: true });
     await released;
@@ -485,6 +485,25 @@ describe('RedisLimitsStore batches (one script with admissions in flight at a ti
     expect(await usage()).toMatchObject({ concurrentRequests: { used: 0 }, tokenBudget: { used: 100, reserved: 0 } });
     // Redis answers again: the next admission goes through.
     expect(await admit()).toMatchObject({ admitted: true });
+  });
+
+  it('sends an admission behind several releases with the next batch: under load, that wait fills it', async () => {
+    const other = { id: randomUUID(), limits, loadPeriodUsage: async () => 0 };
+    const one = reservationOf(await admit());
+    const two = reservationOf(await store.admit({ organization: other, estimatedTokens: 100, now: T0 }));
+    const script = jest.spyOn(store as unknown as { script: () => unknown }, 'script');
+
+    // Both releases go out in one script at the end of this turn of the event loop.
+    const released = Promise.all([store.finish(one, 100), store.finish(two, 100)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(script).toHaveBeenCalledTimes(1);
+    const next = admit();
+    expect(script).toHaveBeenCalledTimes(1);
+
+    expect(await next).toMatchObject({ admitted: true });
+    await released;
+    expect(script).toHaveBeenCalledTimes(2);
+    await store.finish(reservationOf(await next), 100);
   });
 
   it('leaves the reservations of calls that end after shutdown to their leases, with one warning for all', async () => {

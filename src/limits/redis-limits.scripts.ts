@@ -18,10 +18,10 @@ end
 `;
 
 /**
- * One batch: the admissions and releases a replica had waiting when it sent it (it keeps one batch with
- * admissions in flight at a time), each on its own and in order. No KEYS: each entry names its keys among its fields, so that the client
- * sends one argument per entry (one more reason the limits take one Redis server, not Redis Cluster). ARGV: one entry
- * per admission or release, its first field its kind ('a' or 'f').
+ * One batch: the admissions and releases a replica had waiting when it sent it (it keeps one batch in flight
+ * at a time, but for a lone release), each on its own and in order. No KEYS: each entry names its keys among its
+ * fields, so that the client sends one argument per entry (one more reason the limits take one Redis server, not
+ * Redis Cluster). ARGV: one entry per admission or release, its first field its kind ('a' or 'f').
  * Returns one reply per entry: an admission's (see admit) or a release's (1 if it released an open call, else 0).
  *
  * An admission's fields after its kind: now, n, hasCalls, hasBudget,

@@ -44,13 +44,16 @@ type ScriptCommand = (numberOfKeys: 0, ...entries: string[]) => Promise<(AdmitRe
  * reserved by one Lua script, in one round trip (a second one only when the budget period must be loaded from
  * the ledger), and each release is reconciled by it.
  *
- * Group commit: a replica keeps one script with admissions in flight at a time. What comes while it is out
- * (admissions, and the releases of calls that ended) waits for its reply and goes in the next one, together:
- * under load, one round trip serves many calls, and the gateway's CPU per call (a loopback write and read cost
- * more than the script itself) falls as the load grows. An admission never waits behind releases alone: it goes
- * out at once unless another admission's script is out, so that the caller who calls again as soon as it has its
- * answer does not wait for its last call's release, then for its own admission, in turn. Redis runs one
- * connection's scripts in the order they were sent, so the release still runs first.
+ * Group commit: a replica keeps one script in flight at a time. What comes while it is out (admissions, and
+ * the releases of calls that ended) waits for its reply and goes in the next one, together: under load, one
+ * round trip serves many calls, and the gateway's CPU per call (a loopback write and read cost more than the
+ * script itself) falls as the load grows; idle, an admission goes out at once. So it does behind a lone release:
+ * that is a caller calling again as soon as it has its answer, with nothing to batch with, and waiting for its
+ * last call's release, then for its own admission, would put two round trips in turn before its call. Redis
+ * runs one connection's scripts in the order they were sent, so the release still runs first. (Except after
+ * Redis lost its scripts with the connection open, a SCRIPT FLUSH: ioredis sends a script that answered NOSCRIPT
+ * again, so the release may then run after the admission, which finds that call still open: its slot held, its
+ * tokens counted as estimated.)
  *
  * Redis unreachable: commands fail at once (no offline queue, no retries, short timeouts) with
  * LimitsUnavailableError, and the client reconnects in the background, so calls are never held up.
@@ -61,9 +64,10 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   private reachable: boolean | undefined;
   /** Admissions and releases waiting to be sent, in order. */
   private pending: Pending[] = [];
-  /** Scripts in flight: releases alone, and one batch with admissions (a few scripts only past PER_SCRIPT parts). */
+  /** Scripts in flight (one batch, a few scripts only past PER_SCRIPT parts; or a lone release and one batch). */
   private inFlight = 0;
-  /** Those of them with admissions: pending admissions go when they have their replies. */
+  /** Their admissions and releases, and how many of the scripts hold an admission. */
+  private partsInFlight = 0;
   private admissionsInFlight = 0;
   /** Who waits for nothing to be pending or in flight (the shutdown). */
   private drainWaiters: (() => void)[] = [];
@@ -126,8 +130,8 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   }
 
   /**
-   * Sent at once, with the releases pending, unless admissions are in flight, so that at low load its round trip
-   * overlaps the call's own work (its request is built meanwhile); else with the next batch.
+   * Sent at once when nothing is in flight, or a lone release, so that at low load its round trip overlaps the
+   * call's own work (its request is built meanwhile); else with the next batch.
    */
   protected async execute(plan: AdmissionPlan, periodUsage?: number): Promise<PlanOutcome> {
     // The entry as LIMITS_SCRIPT reads it: its fields joined by commas (no key, member or period holds one).
@@ -183,28 +187,28 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   }
 
   /**
-   * Sends everything pending as one batch (one script per PER_SCRIPT parts), unless it must wait: admissions
-   * wait while admissions are in flight, releases alone while anything is. What waits goes when the script it
-   * waits for has its replies. Each part gets its own reply; a failure goes to each part of the failed script.
-   * When a script failed, the admissions that waited behind it fail with it too: they waited on the same Redis,
-   * and an admission must not wait for two command timeouts. The releases that waited are still sent (a release
-   * that fails leaves its slot taken until its lease runs out).
+   * Sends everything pending as one batch (one script per PER_SCRIPT parts), unless a batch is in flight: then
+   * it goes when that one has its replies (admissions do not wait for a lone release). Each part gets its own
+   * reply; a failure goes to each part of the failed script. When a script failed, the admissions that waited
+   * fail with it too: they waited on the same Redis, and an admission must not wait for two command timeouts.
+   * The releases that waited are still sent (a release that fails leaves its slot taken until its lease runs out).
    */
   private send(): void {
     if (this.pending.length === 0) return;
-    const admitting = this.pending.some((part) => part.admission);
-    if (admitting ? this.admissionsInFlight > 0 : this.inFlight > 0) return;
+    const loneRelease = this.partsInFlight === 1 && this.admissionsInFlight === 0;
+    if (this.inFlight > 0 && !(loneRelease && this.pending.some((part) => part.admission))) return;
     const batch = this.pending;
     this.pending = [];
     for (let start = 0; start < batch.length; start += PER_SCRIPT) {
       const parts = batch.slice(start, start + PER_SCRIPT);
       const admissions = parts.some((part) => part.admission);
       this.inFlight += 1;
+      this.partsInFlight += parts.length;
       if (admissions) this.admissionsInFlight += 1;
       this.timed('batch', () => this.script()(0, ...parts.map((part) => part.entry))).then(
-        (replies) => this.answered(admissions, () => parts.forEach((part, index) => part.done(undefined, replies[index] as AdmitReply))),
+        (replies) => this.answered(parts.length, admissions, () => parts.forEach((part, index) => part.done(undefined, replies[index] as AdmitReply))),
         (error: unknown) =>
-          this.answered(admissions, () => {
+          this.answered(parts.length, admissions, () => {
             parts.forEach((part) => part.done(error));
             const waiting = this.pending;
             this.pending = waiting.filter((part) => !part.admission);
@@ -215,8 +219,9 @@ export class RedisLimitsStore extends LimitsStore implements OnModuleInit, OnApp
   }
 
   /** A script answered: its parts are answered once it no longer counts as in flight, so that what they do next can go at once. */
-  private answered(admissions: boolean, handOut: () => void): void {
+  private answered(parts: number, admissions: boolean, handOut: () => void): void {
     this.inFlight -= 1;
+    this.partsInFlight -= parts;
     if (admissions) this.admissionsInFlight -= 1;
     handOut();
     this.send();
