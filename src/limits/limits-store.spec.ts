@@ -408,7 +408,7 @@ describe('RedisLimitsStore keys', () => {
   });
 });
 
-describe('RedisLimitsStore batches (one script with admissions in flight at a time)', () => {
+describe('RedisLimitsStore batches (one script in flight at a time, but for a lone release)', () => {
   let harness: Harness;
   let store: RedisLimitsStore;
   const limits: OrganizationLimits = { ...unlimited, concurrentRequests: 1, tokenBudget: 1_000 };

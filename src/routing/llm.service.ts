@@ -305,8 +305,8 @@ export class LlmService {
    * release after the answer is written, with the others of the same turn of the event loop, so that the round
    * trip is not on the caller's time. A caller that waits for the answer before calling again through this
    * replica still finds its slot free: the release is sent, or queued ahead of any later admission, before the
-   * next request is read, and Redis runs one connection's commands in order. Through another replica, under load, the next call may come first: holding
-   * a slot a moment longer can only refuse, never over-admit.
+   * next request is read, and Redis runs one connection's commands in order. Through another replica, under
+   * load, the next call may come first: holding a slot a moment longer can only refuse, never over-admit.
    */
   private async settle(call: Call, admitted: SendGate): Promise<void> {
     await admitted.catch(() => undefined);
